@@ -1,0 +1,51 @@
+/* backend.h - the table of operations a compute backend provides (internal).
+ *
+ * The engine (engine.c) owns contexts and streams and calls only this table; nothing
+ * above it knows which backend runs. A backend keeps its scratch memory in ctx->impl and
+ * each stream's state (float32, layout as in ms_stream_state_get) in stream->state. */
+#ifndef MS_BACKEND_H
+#define MS_BACKEND_H
+
+#include "mamba_stream.h"
+#include "model.h"
+
+typedef struct ms_backend_ops ms_backend_ops;
+
+struct ms_ctx {
+    const ms_model *model;
+    ms_ctx_params params;
+    const ms_backend_ops *ops;
+    void *impl;                 /* backend scratch, sized by params.max_tokens/max_streams */
+};
+
+struct ms_stream {
+    ms_ctx *ctx;
+    void *state;                /* backend memory: per layer conv_state then ssm_state */
+    int64_t pos;                /* tokens consumed since reset */
+};
+
+struct ms_backend_ops {
+    const char *name;
+    int (*init)(ms_ctx *ctx);
+    void (*free)(ms_ctx *ctx);
+    int (*state_alloc)(ms_ctx *ctx, ms_stream *s);   /* zeroed */
+    void (*state_free)(ms_ctx *ctx, ms_stream *s);
+    void (*state_reset)(ms_ctx *ctx, ms_stream *s);
+    int (*state_get)(ms_ctx *ctx, const ms_stream *s, float *dst);
+    int (*state_set)(ms_ctx *ctx, ms_stream *s, const float *src);
+    /* chunks validated by the engine (tokens in range, totals within params, distinct
+     * streams). Outputs as in ms_forward. */
+    int (*forward)(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits, float *hidden);
+};
+
+const ms_backend_ops *ms_cpu_backend(void);
+/* NULL when this build has no CUDA backend. */
+const ms_backend_ops *ms_cuda_backend(void);
+
+/* Floats of one stream's state over all layers. */
+static inline size_t ms_state_floats(const ms_config *c)
+{
+    return (size_t)c->n_layer * (ms_conv_state_floats(c) + ms_ssm_state_floats(c));
+}
+
+#endif

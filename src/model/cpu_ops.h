@@ -1,0 +1,59 @@
+/* cpu_ops.h - the float32 reference operations of the Mamba forward pass (internal).
+ *
+ * Activations are token-major: a row per token, [T][width], with an explicit row stride
+ * (ld) where an operand is a column slice of a wider projection. The CUDA backend's
+ * kernels are tested against these. Time-recurrent ops (conv, scans) take one stream's
+ * T consecutive tokens and its state, which they leave updated. */
+#ifndef MS_CPU_OPS_H
+#define MS_CPU_OPS_H
+
+#include <math.h>
+#include <stddef.h>
+
+/* out[t] = norm(x[t]) * w (+ b). rms=1: x / sqrt(mean(x^2) + eps); rms=0: LayerNorm.
+ * out may equal x. */
+void ms_op_norm(float *out, const float *x, const float *w, const float *b, float eps, int rms,
+                int T, int D);
+
+/* out[T][n_out] = x[T][n_in] @ W[n_out][n_in]^T (+ bias), through the BLAS. ldx/ldo are
+ * the row strides of x and out. */
+void ms_op_linear(float *out, int ldo, const float *x, int ldx, const float *W, const float *bias,
+                  int T, int n_in, int n_out);
+
+/* Causal depthwise conv1d continuing from conv_state, then SiLU, in place on x:
+ *   y[t][c] = silu(b[c] + sum_k w[c][k] * x_ext[t + k][c]),  k = 0..K-1,
+ * where x_ext is conv_state's K-1 previous inputs followed by x. conv_state [C][K-1]
+ * (oldest first) is left holding the last K-1 inputs. x [T][C] with row stride ldx. */
+void ms_op_conv1d_silu(float *x, int ldx, float *conv_state, const float *w, const float *b,
+                       int T, int C, int K);
+
+/* Mamba-1 selective scan over T tokens, E channels, N states:
+ *   h[e][n] = exp(dt[t][e] * A[e][n]) * h[e][n] + dt[t][e] * B[t][n] * x[t][e]
+ *   y[t][e] = (sum_n h[e][n] * C[t][n] + D[e] * x[t][e]) * silu(z[t][e])
+ * dt already through softplus; A = -exp(A_log) [E][N]; z may be NULL (no gate).
+ * state h [E][N]. Strides: x ldx, dt lddt, B/C ldbc, z ldz, y ldy. */
+void ms_op_scan_mamba1(float *y, int ldy, const float *x, int ldx, const float *dt, int lddt,
+                       const float *A, const float *B, const float *C, int ldbc, const float *D,
+                       const float *z, int ldz, float *state, int T, int E, int N);
+
+/* Mamba-2 scan (SSD in its recurrent form) over T tokens, H heads of P channels, N
+ * states, G groups (head h reads group h / (H/G)):
+ *   h[h][p][n] = exp(dt[t][h] * A[h]) * h[h][p][n] + dt[t][h] * x[t][h*P+p] * B[t][g*N+n]
+ *   y[t][h*P+p] = sum_n h[h][p][n] * C[t][g*N+n] + D[h] * x[t][h*P+p]
+ * dt already through softplus and clamp; A = -exp(A_log) [H]. state [H][P][N]. */
+void ms_op_scan_mamba2(float *y, int ldy, const float *x, int ldx, const float *dt, int lddt,
+                       const float *A, const float *B, const float *C, int ldbc, const float *D,
+                       float *state, int T, int H, int P, int N, int G);
+
+/* Mamba-2 gated RMSNorm, per group of E/G channels: y = rmsnorm_g(y * silu(z)) * w.
+ * y [T][E] (ld ldy) in place, z [T][E] (ld ldz). */
+void ms_op_gated_rmsnorm(float *y, int ldy, const float *z, int ldz, const float *w, float eps,
+                         int T, int E, int G);
+
+/* Weightless RMSNorm of n values in place (FalconMamba's B, C, dt norms). */
+void ms_op_rms_inplace(float *x, int n, float eps);
+
+static inline float ms_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+static inline float ms_silu(float x) { return x / (1.f + expf(-x)); }
+
+#endif
