@@ -1,0 +1,43 @@
+/* cli.h - the mamba-stream command line: subcommands wire ingest -> engine -> sinks. */
+#ifndef MS_CLI_H
+#define MS_CLI_H
+
+#include <stdint.h>
+
+#include "mamba_stream.h"
+
+#define MS_VERSION "0.1.0"
+
+/* Options every subcommand that runs a model shares. */
+typedef struct {
+    const char *model_dir;
+    ms_device_kind device;
+    int device_index;
+    int n_threads;
+    int chunk;        /* tokens per chunk of one stream */
+    int batch;        /* streams per forward call */
+    int quiet;
+} ms_cli_common;
+
+/* "cpu", "cuda", "cuda:N". Returns 0, or -1 after printing the error. */
+int ms_cli_parse_device(const char *s, ms_cli_common *c);
+/* Load the model and create a context for c; prints the error and returns non-zero on
+ * failure. max_tokens = chunk * batch. */
+int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx);
+/* Parse a positive integer option; -1 after printing "--name: ..." on failure. */
+int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max);
+
+int ms_cmd_score(int argc, char **argv);
+int ms_cmd_logits(int argc, char **argv);
+
+/* Progress line on stderr (only when stderr is a terminal and not quiet). */
+typedef struct {
+    int enabled;
+    double t0, last;
+    int64_t total; /* -1 unknown */
+} ms_progress;
+void ms_progress_init(ms_progress *p, int quiet, int64_t total);
+void ms_progress_update(ms_progress *p, int64_t done, int final);
+double ms_now(void);
+
+#endif
