@@ -1,10 +1,10 @@
 /* sink_tsv.c - every score of every position, one tab-separated line each:
  *   #chrom pos ref logp entropy pA pC pG pT pred rule      (pos 1-based)
  *
- * Floats are written %.6g: relative error <= 5e-7, below the float32 rounding and
- * backend-to-backend noise of the model's outputs (~1e-6 and up), so a reader gets
- * back the value the model meant; %.9g would round-trip the exact bits for ~30% more
- * bytes and time, and those last digits are noise. */
+ * Floats are written %.6g: relative error <= 5e-6, below the spread of the model's
+ * float32 outputs between backends and chunkings (summation order, fused ops: ~1e-5
+ * and up), so a reader gets back every digit that means something. %.9g would
+ * round-trip the exact bits for ~40% more bytes, and those digits are noise. */
 #include "sink_impl.h"
 
 static int tsv_begin(ms_sink *s)
