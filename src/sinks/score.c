@@ -8,7 +8,8 @@
  *   probabilities keeps its exact logarithm instead of ln(0).
  * Non-finite logits are folded in first (NaN as -inf; +inf ties share the mass), so
  * every output is finite; a logp below the float range (a base with probability
- * exactly 0, or a logit gap past 3.4e38) is clamped to -FLT_MAX. */
+ * exactly 0, or a logit gap past 3.4e38) is clamped to -FLT_MAX. out->pos is the
+ * caller's and is left as it was. */
 #include "score.h"
 
 #include <float.h>
