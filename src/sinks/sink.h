@@ -27,7 +27,8 @@ typedef struct {
 
 typedef struct ms_sink ms_sink;
 
-/* path NULL or "-" writes stdout. Returns 0 and *out, or MS_ERR_IO after logging. */
+/* path NULL or "-" writes stdout. Returns 0 and *out, or MS_ERR_IO after logging
+ * (MS_ERR_ARG for an unknown format / value, MS_ERR_NOMEM); *out is then NULL. */
 int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_sink **out);
 /* Scores of n consecutive-or-not positions of one chrom, ascending. A gap in positions
  * (regions) starts a new wig block. Returns 0 or MS_ERR_IO. */

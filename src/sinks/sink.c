@@ -1,0 +1,191 @@
+/* sink.c - open / write / close for the score writers; the text of each format lives
+ * in sink_tsv.c, sink_bedgraph.c and sink_wig.c.
+ *
+ * A named regular file is written as PATH.tmp.<pid> and renamed on a good close, so a
+ * reader never sees a half-written PATH and a failed run leaves nothing. Paths that are
+ * not regular files (/dev/stdout, /dev/full, a FIFO) cannot be renamed onto and are
+ * written in place. stdout ("-" or NULL) is written through its own FILE on a dup of
+ * fd 1, so the 1 MiB buffer and the close-time error check are ours. fsync is not
+ * called: the rename protects readers from partial files, not from power loss. */
+#include "sink_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mamba_stream.h"
+
+/* Big enough that writes are a few syscalls per million lines. */
+#define MS_SINK_BUF (1u << 20)
+
+static const char *const k_value_names[] = {"logp", "entropy", "pA", "pC", "pG", "pT"};
+
+const char *ms_sink_value_name(ms_sink_value v)
+{
+    return (unsigned)v < 6 ? k_value_names[v] : "?";
+}
+
+int ms_sink_fail(ms_sink *s)
+{
+    if (!s->err) s->err = errno ? errno : EIO;
+    return -1;
+}
+
+/* Log the first failure once, naming the path the user asked for. */
+static int report(ms_sink *s, const char *what)
+{
+    if (!s->failed) {
+        ms_error("%s %s: %s", what, s->path, strerror(s->err ? s->err : EIO));
+        s->failed = 1;
+    }
+    return MS_ERR_IO;
+}
+
+static void sink_free(ms_sink *s)
+{
+    free(s->buf);
+    free(s->path);
+    free(s->tmp);
+    free(s->chrom);
+    free(s);
+}
+
+static char *dup_str(const char *a)
+{
+    size_t n = strlen(a) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, a, n);
+    return d;
+}
+
+int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_sink **out)
+{
+    *out = NULL;
+    const ms_sink_ops *ops = fmt == MS_FMT_TSV        ? &ms_sink_tsv_ops
+                             : fmt == MS_FMT_BEDGRAPH ? &ms_sink_bedgraph_ops
+                             : fmt == MS_FMT_WIG      ? &ms_sink_wig_ops
+                                                      : NULL;
+    if (!ops || (unsigned)value > MS_VAL_PT) {
+        ms_error("ms_sink_open: unknown format %d or value %d", (int)fmt, (int)value);
+        return MS_ERR_ARG;
+    }
+    int to_stdout = !path || strcmp(path, "-") == 0;
+
+    ms_sink *s = calloc(1, sizeof *s);
+    if (!s) goto nomem;
+    s->ops = ops;
+    s->value = value;
+    s->path = dup_str(to_stdout ? "-" : path);
+    s->buf = malloc(MS_SINK_BUF);
+    if (!s->path || !s->buf) goto nomem;
+
+    if (to_stdout) {
+        fflush(stdout);  /* whatever the caller printed comes first */
+        int fd = dup(STDOUT_FILENO);
+        if (fd < 0 || !(s->f = fdopen(fd, "w"))) {
+            if (fd >= 0) close(fd);
+            ms_error("cannot write standard output: %s", strerror(errno));
+            sink_free(s);
+            return MS_ERR_IO;
+        }
+    } else {
+        struct stat st;
+        int in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+        if (!in_place) {
+            size_t n = strlen(path) + 32;
+            if (!(s->tmp = malloc(n))) goto nomem;
+            snprintf(s->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+        }
+        if (!(s->f = fopen(in_place ? path : s->tmp, "w"))) {
+            ms_error("cannot create %s: %s", in_place ? path : s->tmp, strerror(errno));
+            sink_free(s);
+            return MS_ERR_IO;
+        }
+    }
+    setvbuf(s->f, s->buf, _IOFBF, MS_SINK_BUF);
+
+    errno = 0;
+    if (s->ops->begin(s) != 0) {
+        report(s, "cannot write");
+        (void)ms_sink_close(s, 0);  /* logged once already; nothing left behind */
+        return MS_ERR_IO;
+    }
+    *out = s;
+    return MS_OK;
+
+nomem:
+    ms_error("out of memory opening %s", path ? path : "-");
+    if (s) sink_free(s);
+    return MS_ERR_NOMEM;
+}
+
+int ms_sink_write(ms_sink *s, const char *chrom, const ms_score *scores, int n)
+{
+    if (s->failed) return MS_ERR_IO;
+    if (n <= 0) return MS_OK;
+    errno = 0;
+    if (s->ops->write(s, chrom, scores, n) != 0) return report(s, "cannot write");
+    return MS_OK;
+}
+
+int ms_sink_close(ms_sink *s, int ok)
+{
+    if (!s) return MS_OK;
+    int rc = s->failed ? MS_ERR_IO : MS_OK;
+
+    errno = 0;
+    if (fflush(s->f) != 0 || ferror(s->f)) {
+        ms_sink_fail(s);
+        rc = report(s, "cannot write");
+    }
+    errno = 0;
+    if (fclose(s->f) != 0) {
+        ms_sink_fail(s);
+        rc = report(s, "cannot write");
+    }
+    if (s->tmp) {
+        if (ok && rc == MS_OK) {
+            if (rename(s->tmp, s->path) != 0) {
+                s->err = errno;
+                rc = report(s, "cannot rename temporary file onto");
+                unlink(s->tmp);
+            }
+        } else {
+            unlink(s->tmp);
+        }
+    }
+    sink_free(s);
+    return rc;
+}
+
+int ms_sink_format_parse(const char *s)
+{
+    if (!s) return -1;
+    if (strcasecmp(s, "tsv") == 0) return MS_FMT_TSV;
+    if (strcasecmp(s, "bedgraph") == 0) return MS_FMT_BEDGRAPH;
+    if (strcasecmp(s, "wig") == 0) return MS_FMT_WIG;
+    return -1;
+}
+
+int ms_sink_value_parse(const char *s)
+{
+    if (!s) return -1;
+    for (int v = 0; v < 6; v++)
+        if (strcasecmp(s, k_value_names[v]) == 0) return v;
+    return -1;
+}
+
+int ms_sink_format_from_path(const char *path)
+{
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    if (!dot || strchr(dot, '/')) return -1;
+    dot++;
+    if (strcasecmp(dot, "tsv") == 0 || strcasecmp(dot, "txt") == 0) return MS_FMT_TSV;
+    if (strcasecmp(dot, "bedgraph") == 0 || strcasecmp(dot, "bg") == 0) return MS_FMT_BEDGRAPH;
+    if (strcasecmp(dot, "wig") == 0) return MS_FMT_WIG;
+    return -1;
+}

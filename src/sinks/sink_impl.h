@@ -1,0 +1,57 @@
+/* sink_impl.h - what sink.c shares with the per-format writers (internal).
+ *
+ * sink.c owns the FILE (temporary name, rename, error reporting); a format only turns
+ * scores into text on s->f. A format's functions return 0, or -1 with s->err set to the
+ * errno of the failed call; sink.c then logs one line naming the path. */
+#ifndef MS_SINK_IMPL_H
+#define MS_SINK_IMPL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sink.h"
+
+typedef struct {
+    int (*begin)(ms_sink *s);  /* header / track line */
+    int (*write)(ms_sink *s, const char *chrom, const ms_score *scores, int n);
+} ms_sink_ops;
+
+struct ms_sink {
+    FILE *f;
+    char *buf;             /* [MS_SINK_BUF] stdio buffer of f */
+    char *path;            /* final name, or "-" for stdout */
+    char *tmp;             /* PATH.tmp.<pid>, or NULL when writing in place */
+    const ms_sink_ops *ops;
+    ms_sink_value value;
+    int err;               /* errno of the first failed write; 0 while none */
+    int failed;            /* the failure has been logged */
+    /* wig: the open fixedStep block */
+    char *chrom;           /* chrom of the block, NULL before the first */
+    size_t chrom_cap;
+    int64_t next_pos;      /* 0-based position that continues the block */
+};
+
+extern const ms_sink_ops ms_sink_tsv_ops;
+extern const ms_sink_ops ms_sink_bedgraph_ops;
+extern const ms_sink_ops ms_sink_wig_ops;
+
+/* The score a one-value track carries, and its name for track lines. */
+static inline float ms_sink_value_of(const ms_score *sc, ms_sink_value v)
+{
+    switch (v) {
+    case MS_VAL_LOGP: return sc->logp;
+    case MS_VAL_ENTROPY: return sc->entropy;
+    case MS_VAL_PA: return sc->p[0];
+    case MS_VAL_PC: return sc->p[1];
+    case MS_VAL_PG: return sc->p[2];
+    case MS_VAL_PT: return sc->p[3];
+    }
+    return sc->logp;
+}
+
+const char *ms_sink_value_name(ms_sink_value v);
+
+/* Record a failed stdio call (its errno) and return -1 for the caller to pass up. */
+int ms_sink_fail(ms_sink *s);
+
+#endif
