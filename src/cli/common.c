@@ -1,0 +1,69 @@
+/* common.c - option parsing and model opening shared by the subcommands. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "mamba-stream: %s: '%s' is not a whole number in [%lld, %lld]\n", opt, s,
+                (long long)min, (long long)max);
+        return -1;
+    }
+    return v;
+}
+
+int ms_cli_parse_device(const char *s, ms_cli_common *c)
+{
+    if (!strcmp(s, "cpu")) {
+        c->device = MS_DEVICE_CPU;
+        return 0;
+    }
+    if (!strcmp(s, "cuda")) {
+        c->device = MS_DEVICE_CUDA;
+        c->device_index = 0;
+        return 0;
+    }
+    if (!strncmp(s, "cuda:", 5)) {
+        int64_t i = ms_cli_parse_int("--device", s + 5, 0, 1023);
+        if (i < 0) return -1;
+        c->device = MS_DEVICE_CUDA;
+        c->device_index = (int)i;
+        return 0;
+    }
+    fprintf(stderr, "mamba-stream: --device: '%s' is not cpu, cuda or cuda:N\n", s);
+    return -1;
+}
+
+int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx)
+{
+    *model = NULL;
+    *ctx = NULL;
+    ms_model_params mp = ms_model_default_params();
+    mp.n_threads = c->n_threads;
+    if (ms_model_load(c->model_dir, &mp, model) != MS_OK) return -1;
+    ms_ctx_params cp = ms_ctx_default_params();
+    cp.device = c->device;
+    cp.device_index = c->device_index;
+    cp.max_streams = c->batch;
+    cp.max_tokens = c->chunk * c->batch;
+    if ((long long)c->chunk * c->batch > (1LL << 26)) {
+        fprintf(stderr, "mamba-stream: --chunk x --batch = %lld tokens per call is too many\n",
+                (long long)c->chunk * c->batch);
+        ms_model_free(*model);
+        *model = NULL;
+        return -1;
+    }
+    if (ms_ctx_new(*model, &cp, ctx) != MS_OK) {
+        ms_model_free(*model);
+        *model = NULL;
+        return -1;
+    }
+    return 0;
+}
