@@ -297,6 +297,11 @@ ssize_t ms_faidx_fetch(const ms_faidx *fx, const char *chrom, int64_t beg, int64
                  (long long)end);
         return MS_ERR_ARG;
     }
+    if (!faidx_has_seq(fx->fai, chrom)) {
+        ms_error("%s: fetch %s:%lld-%lld: no sequence '%s'", fx->path, chrom,
+                 (long long)beg + 1, (long long)end, chrom);
+        return MS_ERR_ARG;
+    }
     if (end == beg) return 0;
     hts_pos_t got = 0;
     /* faidx_fetch_seq64 takes 0-based inclusive ends and returns a malloc'd copy. */
