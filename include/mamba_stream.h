@@ -113,8 +113,15 @@ const ms_model_info *ms_model_info_get(const ms_model *model);
 
 /* -------------------------------------------------------------- contexts */
 
+typedef enum {
+    MS_PREC_FP32 = 0,  /* float32 everywhere (CUDA: TF32 off) - the check mode */
+    MS_PREC_BF16 = 1,  /* bf16 weights and activations, float32 accumulation and state */
+    MS_PREC_FP16 = 2   /* fp16 likewise */
+} ms_precision;
+
 typedef struct {
     ms_device_kind device;
+    ms_precision precision; /* CPU: MS_PREC_FP32 only */
     int device_index;    /* CUDA device ordinal */
     int max_tokens;      /* most tokens (summed over chunks) one ms_forward call takes */
     int max_streams;     /* most chunks one ms_forward call takes */
@@ -165,6 +172,12 @@ typedef struct {
  * twice in one call, or a backend error. */
 MS_CHECK int ms_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits,
                         float *hidden);
+
+/* As ms_forward, but the logits of only n_cols vocabulary entries cols[] are computed:
+ *   logits [sum n_tokens][n_cols]
+ * (scoring DNA needs the four base tokens' logits, not the whole head). */
+MS_CHECK int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
+                             int n_cols, float *logits, float *hidden);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 typedef struct {
     const char *model_dir;
     ms_device_kind device;
+    ms_precision precision;
     int device_index;
     int n_threads;
     int chunk;        /* tokens per chunk of one stream */
@@ -21,6 +22,8 @@ typedef struct {
 
 /* "cpu", "cuda", "cuda:N". Returns 0, or -1 after printing the error. */
 int ms_cli_parse_device(const char *s, ms_cli_common *c);
+/* "fp32", "bf16", "fp16". Returns 0, or -1 after printing the error. */
+int ms_cli_parse_precision(const char *s, ms_cli_common *c);
 /* Load the model and create a context for c; prints the error and returns non-zero on
  * failure. max_tokens = chunk * batch. */
 int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx);

@@ -25,6 +25,7 @@ static void usage(FILE *f)
 "\n"
 "  --chunk N     tokens per forward call of each row [whole rows]\n"
 "  --device D    cpu | cuda | cuda:N [cpu]\n"
+"  --precision P fp32 | bf16 | fp16 [fp32]\n"
 "  --threads N   CPU threads [all cores]\n");
 }
 
@@ -32,10 +33,10 @@ int ms_cmd_logits(int argc, char **argv)
 {
     ms_cli_common c = {0};
     const char *ids_path = NULL, *out_path = NULL;
-    enum { O_MODEL = 256, O_IDS, O_OUT, O_CHUNK, O_DEVICE, O_THREADS };
+    enum { O_MODEL = 256, O_IDS, O_OUT, O_CHUNK, O_DEVICE, O_THREADS, O_PREC };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"ids", 1, 0, O_IDS}, {"out", 1, 0, O_OUT},
-        {"chunk", 1, 0, O_CHUNK}, {"device", 1, 0, O_DEVICE}, {"threads", 1, 0, O_THREADS},
+        {"chunk", 1, 0, O_CHUNK}, {"device", 1, 0, O_DEVICE}, {"threads", 1, 0, O_THREADS}, {"precision", 1, 0, O_PREC},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     int64_t v;
@@ -48,6 +49,7 @@ int ms_cmd_logits(int argc, char **argv)
         case O_CHUNK: bad |= (v = ms_cli_parse_int("--chunk", optarg, 1, 1 << 24)) < 0; c.chunk = (int)v; break;
         case O_DEVICE: bad |= ms_cli_parse_device(optarg, &c) != 0; break;
         case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; c.n_threads = (int)v; break;
+        case O_PREC: bad |= ms_cli_parse_precision(optarg, &c) != 0; break;
         case 'h': usage(stdout); return 0;
         default: bad = 1;
         }

@@ -129,7 +129,8 @@ static int run_engine(const score_opts *o, ms_ctx *ctx, const ms_model_info *inf
     stream_pool pool = {calloc(max_streams + 1, sizeof(ms_stream *)),
                         calloc(max_streams + 1, sizeof(int64_t)), max_streams + 1};
     int32_t *tok = malloc(sizeof(int32_t) * max_tokens);
-    float *logits = malloc(sizeof(float) * (size_t)max_tokens * info->n_vocab);
+    float *logits = malloc(sizeof(float) * (size_t)max_tokens * 4); /* [T][A,C,G,T] */
+    static const int cols4[4] = {0, 1, 2, 3};
     ms_seq_chunk **batch = calloc(max_streams, sizeof *batch);
     ms_chunk *fw = calloc(max_streams, sizeof *fw);
     int *skip = calloc(max_streams, sizeof *skip);
@@ -168,7 +169,7 @@ static int run_engine(const score_opts *o, ms_ctx *ctx, const ms_model_info *inf
                 t0 += n;
             }
         }
-        if (rc == MS_OK && nf > 0) rc = ms_forward(ctx, fw, nf, logits, NULL);
+        if (rc == MS_OK && nf > 0) rc = ms_forward_cols(ctx, fw, nf, info->base_token, 4, logits, NULL);
         for (int i = 0; i < nb; i++) {
             ms_seq_chunk *c = batch[i];
             scored_chunk *sc = NULL;
@@ -182,8 +183,7 @@ static int run_engine(const score_opts *o, ms_ctx *ctx, const ms_model_info *inf
                         ms_score_uniform(c->bases[0], s);
                     } else {
                         int r = row[i] + j - skip[i];
-                        ms_score_from_logits(logits + (size_t)r * info->n_vocab, info->base_token,
-                                             c->bases[j], s);
+                        ms_score_from_logits(logits + (size_t)r * 4, cols4, c->bases[j], s);
                         s->rule = (c->first && j == 0) ? 1 : 0;
                     }
                     s->pos = c->pos0 + j;
@@ -239,6 +239,7 @@ static void usage(FILE *f)
 "                      the model has a BOS token\n"
 "Engine:\n"
 "  --device D          cpu | cuda | cuda:N [cpu]\n"
+"  --precision P       fp32 | bf16 | fp16 (bf16/fp16: CUDA only) [fp32]\n"
 "  --chunk N           bases per chunk of one sequence [4096]\n"
 "  --batch N           sequences (records, regions) per forward call [16]\n"
 "  --threads N         CPU threads [all cores]\n"
@@ -264,13 +265,13 @@ int ms_cmd_score(int argc, char **argv)
     o.format = -1;
     o.value = MS_VAL_LOGP;
     enum { O_MODEL = 256, O_FASTA, O_REGION, O_REGIONS, O_CONTEXT, O_FORMAT, O_VALUE, O_CHUNK,
-           O_BATCH, O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS };
+           O_BATCH, O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS, O_PREC };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"region", 1, 0, O_REGION},
         {"regions", 1, 0, O_REGIONS}, {"context", 1, 0, O_CONTEXT}, {"output", 1, 0, 'o'},
         {"format", 1, 0, O_FORMAT}, {"value", 1, 0, O_VALUE}, {"chunk", 1, 0, O_CHUNK},
         {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
-        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS}, {"quiet", 0, 0, 'q'},
+        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS}, {"precision", 1, 0, O_PREC}, {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     int64_t v;
@@ -303,6 +304,7 @@ int ms_cmd_score(int argc, char **argv)
         case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.common) != 0; break;
         case O_ALPHABET: o.alphabet = optarg; break;
         case O_NOBOS: o.no_bos = 1; break;
+        case O_PREC: bad |= ms_cli_parse_precision(optarg, &o.common) != 0; break;
         case 'q': o.common.quiet = 1; break;
         case 'h': usage(stdout); ms_region_list_free(&o.regions); return 0;
         default: bad = 1;

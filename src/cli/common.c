@@ -41,6 +41,18 @@ int ms_cli_parse_device(const char *s, ms_cli_common *c)
     return -1;
 }
 
+int ms_cli_parse_precision(const char *s, ms_cli_common *c)
+{
+    static const char *names[] = {"fp32", "bf16", "fp16"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) {
+            c->precision = (ms_precision)i;
+            return 0;
+        }
+    fprintf(stderr, "mamba-stream: --precision: '%s' is not fp32, bf16 or fp16\n", s);
+    return -1;
+}
+
 int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx)
 {
     *model = NULL;
@@ -51,6 +63,7 @@ int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx)
     ms_ctx_params cp = ms_ctx_default_params();
     cp.device = c->device;
     cp.device_index = c->device_index;
+    cp.precision = c->precision;
     cp.max_streams = c->batch;
     cp.max_tokens = c->chunk * c->batch;
     if ((long long)c->chunk * c->batch > (1LL << 26)) {

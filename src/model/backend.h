@@ -34,8 +34,10 @@ struct ms_backend_ops {
     int (*state_get)(ms_ctx *ctx, const ms_stream *s, float *dst);
     int (*state_set)(ms_ctx *ctx, ms_stream *s, const float *src);
     /* chunks validated by the engine (tokens in range, totals within params, distinct
-     * streams). Outputs as in ms_forward. */
-    int (*forward)(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits, float *hidden);
+     * streams). Outputs as in ms_forward; with cols != NULL, logits holds only the n_cols
+     * vocabulary entries cols[] per row (ms_forward_cols). */
+    int (*forward)(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols, int n_cols,
+                   float *logits, float *hidden);
 };
 
 const ms_backend_ops *ms_cpu_backend(void);

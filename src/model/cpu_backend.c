@@ -172,8 +172,8 @@ static void mixer_mamba2(const ms_model *m, int l, cpu_scratch *s, const ms_chun
     ms_op_linear(s->hs, c->d_model, s->y, E, w->out_proj_w, w->out_proj_b, T, E, c->d_model);
 }
 
-static int cpu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits,
-                       float *hidden)
+static int cpu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
+                       int n_cols, float *logits, float *hidden)
 {
     const ms_model *m = ctx->model;
     const ms_config *c = &m->cfg;
@@ -199,7 +199,17 @@ static int cpu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float 
     }
     float *out_h = hidden ? hidden : s->hs;
     ms_op_norm(out_h, s->resid, m->norm_f_w, m->norm_f_b, c->norm_eps, c->rms_norm, T, D);
-    if (logits) ms_op_linear(logits, c->n_vocab, out_h, D, m->lm_head, NULL, T, D, c->n_vocab);
+    if (logits && !cols) {
+        ms_op_linear(logits, c->n_vocab, out_h, D, m->lm_head, NULL, T, D, c->n_vocab);
+    } else if (logits) {
+        /* the head's selected rows only: [n_cols][D] */
+        float *w = malloc(sizeof(float) * n_cols * D);
+        if (!w) return MS_ERR_NOMEM;
+        for (int i = 0; i < n_cols; i++)
+            memcpy(w + (size_t)i * D, m->lm_head + (size_t)cols[i] * D, sizeof(float) * D);
+        ms_op_linear(logits, n_cols, out_h, D, w, NULL, T, D, n_cols);
+        free(w);
+    }
     return MS_OK;
 }
 

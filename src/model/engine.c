@@ -14,6 +14,7 @@ ms_ctx_params ms_ctx_default_params(void)
 {
     ms_ctx_params p = {
         .device = MS_DEVICE_CPU,
+        .precision = MS_PREC_FP32,
         .device_index = 0,
         .max_tokens = 4096,
         .max_streams = 64,
@@ -33,6 +34,11 @@ int ms_ctx_new(const ms_model *model, const ms_ctx_params *params, ms_ctx **out)
     const ms_backend_ops *ops = NULL;
     if (p.device == MS_DEVICE_CPU) {
         ops = ms_cpu_backend();
+        if (p.precision != MS_PREC_FP32) {
+            ms_error("the CPU backend computes in float32 only (--precision fp32); bf16/fp16 "
+                     "need --device cuda");
+            return MS_ERR_UNSUPPORTED;
+        }
     } else if (p.device == MS_DEVICE_CUDA) {
         ops = ms_cuda_backend();
         if (!ops) {
@@ -107,6 +113,12 @@ int ms_stream_state_set(ms_stream *s, const float *src) { return s->ctx->ops->st
 
 int ms_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits, float *hidden)
 {
+    return ms_forward_cols(ctx, chunks, n_chunks, NULL, 0, logits, hidden);
+}
+
+int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
+                    int n_cols, float *logits, float *hidden)
+{
     const int n_vocab = ctx->model->cfg.n_vocab;
     if (n_chunks < 1 || n_chunks > ctx->params.max_streams) {
         ms_error("ms_forward: %d chunks, context takes 1..%d", n_chunks, ctx->params.max_streams);
@@ -136,7 +148,19 @@ int ms_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits,
         ms_error("ms_forward: %ld tokens, context takes at most %d", total, ctx->params.max_tokens);
         return MS_ERR_ARG;
     }
-    int rc = ctx->ops->forward(ctx, chunks, n_chunks, logits, hidden);
+    if (cols) {
+        if (n_cols < 1 || n_cols > n_vocab) {
+            ms_error("ms_forward_cols: n_cols %d outside 1..%d", n_cols, n_vocab);
+            return MS_ERR_ARG;
+        }
+        for (int i = 0; i < n_cols; i++)
+            if (cols[i] < 0 || cols[i] >= n_vocab) {
+                ms_error("ms_forward_cols: column %d is %d, vocabulary is 0..%d", i, cols[i],
+                         n_vocab - 1);
+                return MS_ERR_ARG;
+            }
+    }
+    int rc = ctx->ops->forward(ctx, chunks, n_chunks, cols, n_cols, logits, hidden);
     if (rc == MS_OK)
         for (int i = 0; i < n_chunks; i++) chunks[i].stream->pos += chunks[i].n_tokens;
     return rc;
