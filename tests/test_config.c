@@ -243,6 +243,11 @@ static void test_mamba_ssm_layout(void **state)
     assert_int_equal(c.residual_in_fp32, 1);
     assert_true(fabsf(c.norm_eps - 1e-5f) < 1e-12f);
 
+    d = cfg_dir("ssmarch", "{\"architectures\": [\"MambaLMHeadModel\"], \"d_model\": 64,"
+                           " \"n_layer\": 2, \"vocab_size\": 16, \"ssm_cfg\": {}}");
+    assert_int_equal(ms_config_load(d, &c, NULL), MS_OK);
+    assert_int_equal(c.mamba_ssm_layout, 1);
+
     d = cfg_dir("ssm1b", "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 10,"
                          " \"pad_vocab_size_multiple\": 16, \"rms_norm\": false,"
                          " \"norm_epsilon\": 1e-6, \"tie_embeddings\": false,"
