@@ -13,6 +13,7 @@
 
 #include <htslib/bgzf.h>
 #include <htslib/faidx.h>
+#include <htslib/hts.h>
 #include <htslib/kstring.h>
 
 #include "log.h"
@@ -257,8 +258,12 @@ void ms_faidx_close(ms_faidx *fx)
 int64_t ms_faidx_seq_len(const ms_faidx *fx, const char *chrom)
 {
     if (!faidx_has_seq(fx->fai, chrom)) return -1;
-    /* htslib 1.16 has no faidx_seq_len64; its int length covers sequences < 2^31. */
+#if HTS_VERSION >= 102100
+    return faidx_seq_len64(fx->fai, chrom);
+#else
+    /* Older htslib (Debian 12 has 1.16) lacks faidx_seq_len64: int covers < 2^31 bp. */
     return faidx_seq_len(fx->fai, chrom);
+#endif
 }
 
 /* "chr:beg-end" 1-based for messages; "chr:beg-" when open-ended. */

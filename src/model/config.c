@@ -496,11 +496,15 @@ int ms_config_load(const char *dir, ms_config *cfg, cJSON **root_out)
         goto done;
     }
     cfg_src s = {path, root, ""};
-    const char *kind = hf_kind(root);
-    if (kind && strcmp(kind, "mamba") == 0) rc = load_hf_mamba(&s, 0, cfg);
+    /* mamba_ssm configs carry no model_type; some copies add architectures
+     * ["MambaLMHeadModel"], so d_model decides before architectures does */
+    int ssm = !cJSON_GetObjectItemCaseSensitive(root, "model_type") &&
+              cJSON_GetObjectItemCaseSensitive(root, "d_model");
+    const char *kind = ssm ? NULL : hf_kind(root);
+    if (ssm) rc = load_ssm(&s, cfg);
+    else if (kind && strcmp(kind, "mamba") == 0) rc = load_hf_mamba(&s, 0, cfg);
     else if (kind && strcmp(kind, "falcon_mamba") == 0) rc = load_hf_mamba(&s, 1, cfg);
     else if (kind && strcmp(kind, "mamba2") == 0) rc = load_hf_mamba2(&s, cfg);
-    else if (!kind && cJSON_GetObjectItemCaseSensitive(root, "d_model")) rc = load_ssm(&s, cfg);
     else if (kind) {
         ms_error("%s: model_type / architectures '%s' is not supported (mamba, falcon_mamba, "
                  "mamba2 or a mamba_ssm MambaConfig)", path, kind);
