@@ -24,14 +24,16 @@ typedef struct {
 int ms_cli_parse_device(const char *s, ms_cli_common *c);
 /* "fp32", "bf16", "fp16". Returns 0, or -1 after printing the error. */
 int ms_cli_parse_precision(const char *s, ms_cli_common *c);
-/* Load the model and create a context for c; prints the error and returns non-zero on
- * failure. max_tokens = chunk * batch. */
-int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx);
+/* Load the model and create a context taking up to max_tokens tokens in up to
+ * max_streams chunks per call; prints the error and returns non-zero on failure. */
+int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_streams, ms_model **model,
+                      ms_ctx **ctx);
 /* Parse a positive integer option; -1 after printing "--name: ..." on failure. */
 int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max);
 
 int ms_cmd_score(int argc, char **argv);
 int ms_cmd_logits(int argc, char **argv);
+int ms_cmd_bench(int argc, char **argv);
 
 /* Progress line on stderr (only when stderr is a terminal and not quiet). */
 typedef struct {

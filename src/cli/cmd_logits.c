@@ -81,7 +81,7 @@ int ms_cmd_logits(int argc, char **argv)
     const int B = (int)t->shape[0], L = (int)t->shape[1];
     c.batch = B;
     if (!c.chunk || c.chunk > L) c.chunk = L;
-    if (ms_cli_open_model(&c, &model, &ctx) != 0) goto done;
+    if (ms_cli_open_model(&c, (int64_t)c.chunk * B, B, &model, &ctx) != 0) goto done;
     const ms_model_info *info = ms_model_info_get(model);
     const int V = info->n_vocab, D = info->d_model;
     ids64 = malloc(sizeof(int64_t) * B * L);

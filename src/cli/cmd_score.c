@@ -332,7 +332,9 @@ int ms_cmd_score(int argc, char **argv)
     ms_genome_reader reader;
     sink_stage ss = {0};
 
-    if (ms_cli_open_model(&o.common, &model, &ctx) != 0) goto done;
+    if (ms_cli_open_model(&o.common, (int64_t)o.common.chunk * o.common.batch, o.common.batch, &model,
+                          &ctx) != 0)
+        goto done;
     ms_model_info info = *ms_model_info_get(model);
     if (o.alphabet && ms_alphabet_builtin(o.alphabet, info.n_vocab, &info) != MS_OK) goto done;
     if (!info.has_alphabet) {

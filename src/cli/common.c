@@ -53,7 +53,8 @@ int ms_cli_parse_precision(const char *s, ms_cli_common *c)
     return -1;
 }
 
-int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx)
+int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_streams, ms_model **model,
+                      ms_ctx **ctx)
 {
     *model = NULL;
     *ctx = NULL;
@@ -64,11 +65,11 @@ int ms_cli_open_model(const ms_cli_common *c, ms_model **model, ms_ctx **ctx)
     cp.device = c->device;
     cp.device_index = c->device_index;
     cp.precision = c->precision;
-    cp.max_streams = c->batch;
-    cp.max_tokens = c->chunk * c->batch;
-    if ((long long)c->chunk * c->batch > (1LL << 26)) {
-        fprintf(stderr, "mamba-stream: --chunk x --batch = %lld tokens per call is too many\n",
-                (long long)c->chunk * c->batch);
+    cp.max_streams = max_streams;
+    cp.max_tokens = (int)max_tokens;
+    if (max_tokens > (1LL << 28)) {
+        fprintf(stderr, "mamba-stream: %lld tokens per forward call is too many (lower --chunk or --batch)\n",
+                (long long)max_tokens);
         ms_model_free(*model);
         *model = NULL;
         return -1;

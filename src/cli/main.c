@@ -12,6 +12,7 @@ static void usage(FILE *f)
 "Usage:\n"
 "  mamba-stream [score] --model DIR --fasta FILE [options]   per-base next-nucleotide scores\n"
 "  mamba-stream logits --model DIR --ids IN.safetensors --out OUT.safetensors\n"
+"  mamba-stream bench [--device cuda] [--arch mamba1|mamba2]   throughput table\n"
 "  mamba-stream --version | --help\n"
 "\n"
 "'mamba-stream score --help' and 'mamba-stream logits --help' list each one's options.\n");
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "logits")) return ms_cmd_logits(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return ms_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "score")) return ms_cmd_score(argc - 1, argv + 1);
     return ms_cmd_score(argc, argv); /* options straight after the program name */
 }

@@ -44,53 +44,96 @@ void ms_op_linear(float *out, int ldo, const float *x, int ldx, const float *W, 
                 bias ? 1.0f : 0.0f, out, ldo);
 }
 
+/* Channel blocks of CONV_CB, vectorised across channels. In place: going backwards in
+ * time, y[t] is written only after the later outputs that read x[t] are done. */
+#define CONV_CB 64
+
 void ms_op_conv1d_silu(float *x, int ldx, float *conv_state, const float *w, const float *b,
                        int T, int C, int K)
 {
     const int S = K - 1; /* state length */
+    const int n_blocks = (C + CONV_CB - 1) / CONV_CB;
 #pragma omp parallel for schedule(static) if ((size_t)T * C > 16384)
-    for (int c = 0; c < C; c++) {
-        float hist[16]; /* sliding window of the last K-1 inputs, oldest first; K <= 17 */
-        const float *wc = w + (size_t)c * K;
-        float *st = conv_state + (size_t)c * S;
-        for (int k = 0; k < S; k++) hist[k] = st[k];
-        const float bc = b ? b[c] : 0.f;
-        for (int t = 0; t < T; t++) {
-            float *xp = x + (size_t)t * ldx + c;
-            float in = *xp;
-            float acc = bc;
-            for (int k = 0; k < S; k++) acc += wc[k] * hist[k];
-            acc += wc[S] * in;
-            for (int k = 0; k + 1 < S; k++) hist[k] = hist[k + 1];
-            if (S > 0) hist[S - 1] = in;
-            *xp = ms_silu(acc);
+    for (int blk = 0; blk < n_blocks; blk++) {
+        const int c0 = blk * CONV_CB;
+        const int wd = C - c0 < CONV_CB ? C - c0 : CONV_CB;
+        float wt[K][CONV_CB], old[S > 0 ? S : 1][CONV_CB], bias[CONV_CB];
+        for (int i = 0; i < wd; i++) {
+            for (int k = 0; k < K; k++) wt[k][i] = w[(size_t)(c0 + i) * K + k];
+            for (int k = 0; k < S; k++) old[k][i] = conv_state[(size_t)(c0 + i) * S + k];
+            bias[i] = b ? b[c0 + i] : 0.f;
         }
-        for (int k = 0; k < S; k++) st[k] = hist[k];
+        /* input j of the extended sequence (state then x): j < S from the state */
+#define XIN(j, i) ((j) < S ? old[(j)][(i)] : x[(size_t)((j) - S) * ldx + c0 + (i)])
+        /* new state: the last S inputs of the extended sequence */
+        for (int k = 0; k < S; k++)
+            for (int i = 0; i < wd; i++)
+                conv_state[(size_t)(c0 + i) * S + k] = XIN(T + k, i);
+        for (int t = T - 1; t >= 0; t--) {
+            float *xt = x + (size_t)t * ldx + c0;
+            float acc[CONV_CB];
+            for (int i = 0; i < wd; i++) acc[i] = bias[i];
+            for (int k = 0; k < K; k++) {
+                const int j = t + k; /* extended index of tap k */
+                if (j >= S) {
+                    const float *xr = x + (size_t)(j - S) * ldx + c0;
+#pragma omp simd
+                    for (int i = 0; i < wd; i++) acc[i] += wt[k][i] * xr[i];
+                } else {
+                    for (int i = 0; i < wd; i++) acc[i] += wt[k][i] * old[j][i];
+                }
+            }
+            for (int i = 0; i < wd; i++) xt[i] = ms_silu(acc[i]);
+        }
+#undef XIN
     }
 }
+
+/* Channels are processed in blocks of SCAN_EB with the state transposed to [N][EB], so
+ * the inner loops run over contiguous channels (vectorised, one cache line per row of
+ * x/dt/z/y) instead of striding down a column per channel. */
+#define SCAN_EB 16
 
 void ms_op_scan_mamba1(float *y, int ldy, const float *x, int ldx, const float *dt, int lddt,
                        const float *A, const float *B, const float *C, int ldbc, const float *D,
                        const float *z, int ldz, float *state, int T, int E, int N)
 {
+    const int n_blocks = (E + SCAN_EB - 1) / SCAN_EB;
 #pragma omp parallel for schedule(static) if ((size_t)T * E > 4096)
-    for (int e = 0; e < E; e++) {
-        float *h = state + (size_t)e * N;
-        const float *Ae = A + (size_t)e * N;
-        for (int t = 0; t < T; t++) {
-            const float d = dt[(size_t)t * lddt + e];
-            const float xv = x[(size_t)t * ldx + e];
-            const float *Bt = B + (size_t)t * ldbc;
-            const float *Ct = C + (size_t)t * ldbc;
-            float acc = 0.f;
-            for (int n = 0; n < N; n++) {
-                h[n] = expf(d * Ae[n]) * h[n] + d * Bt[n] * xv;
-                acc += h[n] * Ct[n];
+    for (int blk = 0; blk < n_blocks; blk++) {
+        const int e0 = blk * SCAN_EB;
+        const int w = E - e0 < SCAN_EB ? E - e0 : SCAN_EB;
+        float h[N][SCAN_EB], At[N][SCAN_EB]; /* state and A of this block, [n][e] */
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < SCAN_EB; i++) {
+                h[n][i] = i < w ? state[(size_t)(e0 + i) * N + n] : 0.f;
+                At[n][i] = i < w ? A[(size_t)(e0 + i) * N + n] : 0.f;
             }
-            float out = acc + D[e] * xv;
-            if (z) out *= ms_silu(z[(size_t)t * ldz + e]);
-            y[(size_t)t * ldy + e] = out;
+        for (int t = 0; t < T; t++) {
+            float d[SCAN_EB], dx[SCAN_EB], acc[SCAN_EB] = {0};
+            const float *dtt = dt + (size_t)t * lddt + e0, *xt = x + (size_t)t * ldx + e0;
+            for (int i = 0; i < SCAN_EB; i++) {
+                d[i] = i < w ? dtt[i] : 0.f;
+                dx[i] = i < w ? d[i] * xt[i] : 0.f;
+            }
+            const float *Bt = B + (size_t)t * ldbc, *Ct = C + (size_t)t * ldbc;
+            for (int n = 0; n < N; n++) {
+                const float bn = Bt[n], cn = Ct[n];
+#pragma omp simd
+                for (int i = 0; i < SCAN_EB; i++) {
+                    h[n][i] = ms_exp_vec(d[i] * At[n][i]) * h[n][i] + dx[i] * bn;
+                    acc[i] += h[n][i] * cn;
+                }
+            }
+            float *yt = y + (size_t)t * ldy + e0;
+            for (int i = 0; i < w; i++) {
+                float out = acc[i] + D[e0 + i] * xt[i];
+                if (z) out *= ms_silu(z[(size_t)t * ldz + e0 + i]);
+                yt[i] = out;
+            }
         }
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < w; i++) state[(size_t)(e0 + i) * N + n] = h[n][i];
     }
 }
 
@@ -110,9 +153,11 @@ void ms_op_scan_mamba2(float *y, int ldy, const float *x, int ldx, const float *
                 const float xv = x[(size_t)t * ldx + hd * P + p];
                 const float *Bt = B + (size_t)t * ldbc + (size_t)g * N;
                 const float *Ct = C + (size_t)t * ldbc + (size_t)g * N;
+                const float dx = d * xv;
                 float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
                 for (int n = 0; n < N; n++) {
-                    h[n] = decay * h[n] + d * xv * Bt[n];
+                    h[n] = decay * h[n] + dx * Bt[n];
                     acc += h[n] * Ct[n];
                 }
                 y[(size_t)t * ldy + hd * P + p] = acc + D[hd] * xv;

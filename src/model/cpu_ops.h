@@ -53,6 +53,24 @@ void ms_op_gated_rmsnorm(float *y, int ldy, const float *z, int ldz, const float
 /* Weightless RMSNorm of n values in place (FalconMamba's B, C, dt norms). */
 void ms_op_rms_inplace(float *x, int n, float eps);
 
+/* exp(x) for the scan's decays, written without calls so that loops over it vectorise
+ * (glibc's expf is a scalar call). Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, then
+ * a degree-6 polynomial: max relative error ~2e-7 (about 2 ulp) on [-87, 88]; below -87
+ * the result is flushed to 0, which is what a decay that small means. */
+static inline float ms_exp_vec(float x)
+{
+    x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+    /* round to nearest by adding 1.5 * 2^23 (no libm call, so the loop vectorises) */
+    float k = (x * 1.44269504f + 12582912.f) - 12582912.f;
+    float r = x - k * 0.693145752f;
+    r = r - k * 1.42860677e-6f;
+    float p = 1.f + r * (1.f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f +
+              r * (0.00833336543f + r * 0.00138889046f)))));
+    union { float f; int i; } u = {.f = p};
+    u.i += (int)k << 23; /* * 2^k */
+    return u.f;
+}
+
 static inline float ms_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 static inline float ms_silu(float x) { return x / (1.f + expf(-x)); }
 

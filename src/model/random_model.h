@@ -1,0 +1,31 @@
+/* random_model.h - write a model directory with random weights (benchmarks, tests).
+ *
+ * The directory is a real Hugging Face layout (config.json of MambaForCausalLM or
+ * Mamba2ForCausalLM + model.safetensors) loaded through ms_model_load like any other.
+ * Weights follow mamba_ssm's initialisation in scale (linear ~ U(+-1/sqrt(fan_in)),
+ * A_log = log(1..N), D = 1, dt in [1e-3, 1e-1]) so activations stay in range over many
+ * layers. */
+#ifndef MS_RANDOM_MODEL_H
+#define MS_RANDOM_MODEL_H
+
+#include <stdint.h>
+
+#include "mamba_stream.h"
+#include "safetensors.h"
+
+typedef struct {
+    ms_arch arch;
+    int d_model, n_layer, vocab;
+    int d_state, d_conv, expand;
+    int head_dim, n_groups;  /* Mamba-2 */
+    ms_dtype dtype;          /* MS_DT_F32, MS_DT_BF16 or MS_DT_F16 */
+    uint64_t seed;
+} ms_random_spec;
+
+/* The reference workload of BENCHMARKS.md: 768 x 24, vocab 16, bf16. */
+ms_random_spec ms_random_spec_reference(ms_arch arch);
+/* Write DIR/config.json and DIR/model.safetensors (DIR must exist). Returns MS_OK or a
+ * negative status. */
+int ms_random_model_write(const ms_random_spec *spec, const char *dir);
+
+#endif
