@@ -121,6 +121,7 @@ static void mixer_mamba1(const ms_model *m, int l, cpu_scratch *s, const ms_chun
         }
     }
     ms_op_linear(s->dt, E, s->xdbl, ldx, w->dt_proj_w, w->dt_proj_b, T, R, E);
+#pragma omp parallel for simd schedule(static) if ((size_t)T * E > 65536)
     for (size_t i = 0; i < (size_t)T * E; i++) s->dt[i] = ms_softplus(s->dt[i]);
 
     /* A = -exp(A_log), computed per call: cheap ([E][N]) and keeps the model immutable. */

@@ -83,6 +83,7 @@ void ms_op_conv1d_silu(float *x, int ldx, float *conv_state, const float *w, con
                     for (int i = 0; i < wd; i++) acc[i] += wt[k][i] * old[j][i];
                 }
             }
+#pragma omp simd
             for (int i = 0; i < wd; i++) xt[i] = ms_silu(acc[i]);
         }
 #undef XIN
@@ -126,10 +127,11 @@ void ms_op_scan_mamba1(float *y, int ldy, const float *x, int ldx, const float *
                 }
             }
             float *yt = y + (size_t)t * ldy + e0;
+            const float *zt = z ? z + (size_t)t * ldz + e0 : NULL;
+#pragma omp simd
             for (int i = 0; i < w; i++) {
                 float out = acc[i] + D[e0 + i] * xt[i];
-                if (z) out *= ms_silu(z[(size_t)t * ldz + e0 + i]);
-                yt[i] = out;
+                yt[i] = zt ? out * ms_silu(zt[i]) : out;
             }
         }
         for (int n = 0; n < N; n++)
