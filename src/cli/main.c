@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <htslib/hts.h>
+
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -24,6 +26,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Our own error lines name the file and record; htslib's would repeat them. */
+    hts_set_log_level(HTS_LOG_OFF);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
