@@ -231,8 +231,8 @@ static int name_push(ms_fasta *f, char c)
     return 0;
 }
 
-/* Positioned on '>': read the name (up to the first whitespace), skip the rest of the
- * header line. */
+/* Positioned on '>': read the name (the first word: blanks right after '>' are skipped,
+ * as in real files such as "> pig1"), skip the rest of the header line. */
 static int parse_header(ms_fasta *f)
 {
     int64_t header_line = f->line;
@@ -246,7 +246,10 @@ static int parse_header(ms_fasta *f)
         if (c == -1) break;
         take_byte(f);
         if (c == '\n') break;
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f') in_name = 0;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f') {
+            if (f->name_len > 0) in_name = 0; /* blanks before the name are skipped */
+            continue;
+        }
         if (in_name && name_push(f, (char)c) < 0) return f->err;
     }
     if (f->name_len == 0) {
