@@ -146,7 +146,9 @@ static int run_engine(const score_opts *o, ms_ctx *ctx, const ms_model_info *inf
         int nb = 0, ntok = 0;
         if (held) { batch[nb++] = held; ntok += held->n; held = NULL; }
         while (nb < max_streams) {
-            if (nb > 0 && ms_ring_count(in) == 0) break; /* work now rather than wait */
+            /* Always fill the batch (up to a clash or the end of input) rather than run
+             * whatever has arrived: batch composition, and so the exact float rounding,
+             * must not depend on thread timing - the same input gives the same bytes. */
             ms_seq_chunk *c = ms_ring_pop(in);
             if (!c) break;
             int clash = 0;
