@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what mamba-stream needs to build and test on Debian 12 (bookworm). The CUDA
+# backend is built when nvcc is found (the CUDA toolkit is not a Debian package here).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config ca-certificates python3 \
+    libhts-dev zlib1g-dev libcjson-dev libopenblas-dev libcmocka-dev \
+    tabix samtools dpkg-dev >/dev/null
+echo "install-deps: done"
