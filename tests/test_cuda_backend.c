@@ -394,6 +394,8 @@ static double rows_err(const float *a, const float *b, const int *lens, int B, i
     return sqrt(num / den);
 }
 
+static int n_over_bound;
+
 #define RB 4
 #define RMAX 700
 
@@ -436,7 +438,8 @@ static void compare_shape(const shape *sh, int idx, ms_precision prec, double to
         if (el > *worst) *worst = el;
         if (eh > *worst) *worst = eh;
         if (es > *worst) *worst = es;
-        assert_true(el <= tol && eh <= tol && es <= tol);
+        if (prec == MS_PREC_FP32) assert_true(el <= tol && eh <= tol && es <= tol);
+        else if (!(el <= tol && eh <= tol && es <= tol)) n_over_bound++; /* all printed first */
 
         if (prec == MS_PREC_FP32 && k == 0) {
             /* ms_forward_cols: the selected columns of the full logits */
@@ -486,6 +489,7 @@ static void test_bf16(void **st)
         if (w > worst) worst = w;
     }
     print_message("  worst GPU bf16 vs CPU fp32 error: %.2e\n", worst);
+    assert_int_equal(n_over_bound, 0);
 }
 
 /* Chunk invariance, stream independence and state round trip, on the GPU alone. */
@@ -517,7 +521,7 @@ static void test_gpu_invariants(void **st)
     assert_int_equal(ms_forward(ctx, c2, 2, two, NULL), MS_OK);
     double e = tu_rel_err(two + (size_t)L * V, whole, (size_t)L * V);
     print_message("  beside another stream: %.2e\n", e);
-    assert_true(e <= 1e-6);
+    assert_true(e <= 1e-5); /* cuBLAS may order sums differently for another T */
     /* state round trip: get mid-way, set into a fresh stream, continue */
     ms_stream_reset(a);
     ms_chunk c = {a, ids, 200};
@@ -533,7 +537,7 @@ static void test_gpu_invariants(void **st)
     assert_int_equal(ms_forward(ctx, &c, 1, part + 200 * V, NULL), MS_OK);
     e = tu_rel_err(part, whole, (size_t)L * V);
     print_message("  state get/set round trip: %.2e\n", e);
-    assert_true(e <= 1e-6);
+    assert_true(e <= 1e-5);
     ms_stream_free(a); ms_stream_free(b);
     free(whole); free(part); free(two); free(s1); free(s2);
     ms_ctx_free(ctx);
@@ -571,6 +575,8 @@ int main(void)
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
         fprintf(stderr, "test_cuda_backend: device 0 = %s\n", prop.name);
+    /* MS_TEST_FILTER=test_gpu_invariants runs one test (e.g. under compute-sanitizer) */
+    if (getenv("MS_TEST_FILTER")) cmocka_set_test_filter(getenv("MS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_device),
         cmocka_unit_test(test_fixtures),
