@@ -160,6 +160,12 @@ typedef struct {
     double floor_toks;
 } row;
 
+static void print_row(const char *model, const row *r);
+static void done_row(int arch, const row *r)
+{
+    print_row(arch ? "Mamba-2" : "Mamba-1", r);
+}
+
 static void print_row(const char *model, const row *r)
 {
     printf("| %-8s | %-34s | %10.3f M | %9.3f | %8.0f | %5.1f%% |\n", model, r->what, r->value / 1e6,
@@ -175,6 +181,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) dev = atoi(argv[++i]);
         else { fprintf(stderr, "usage: cuda_bench [--quick] [--chunk N] [--device I]\n"); return 2; }
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
         fprintf(stderr, "cuda_bench: no CUDA device\n");
@@ -200,6 +207,8 @@ int main(int argc, char **argv)
         const double mparams = make_model(dir, arch);
         ms_model *m;
         CHECK(ms_model_load(dir, NULL, &m));
+        fprintf(stderr, "cuda_bench: Mamba-%d model written and loaded (%.1f M matrix params)\n",
+                arch + 1, mparams / 1e6);
         const int N = arch ? 128 : 16, E = 1536, NL = 24, cd = arch ? E + 256 : E;
         const double state_bytes = 4.0 * NL * ((double)cd * 3 + (double)E * N);
         /* scoring floor: matrix FLOPs vs 0.5 MB / token of traffic */
@@ -241,6 +250,7 @@ int main(int argc, char **argv)
             static char what[2][64];
             snprintf(what[arch], sizeof what[arch], "1 stream x %ld tok (chunk %d)", stream_len, chunk);
             *rw = (row){what[arch], stream_len / (ms / 1e3), ms, used_mib() - base, floor_score};
+            done_row(arch, rw);
             ms_stream_free(s);
             ms_ctx_free(ctx);
         }
@@ -275,6 +285,7 @@ int main(int argc, char **argv)
             row *rw = &rows[arch][nrows[arch]++];
             *rw = (row){"4096 reads x 160 tok", (double)n_reads * read_len / (ms / 1e3), ms,
                         used_mib() - base, floor_score};
+            done_row(arch, rw);
             for (int i = 0; i < reads_per_call; i++) ms_stream_free(s[i]);
             free(s); free(c);
             ms_ctx_free(ctx);
@@ -308,6 +319,7 @@ int main(int argc, char **argv)
             static char what[2][3][48];
             snprintf(what[arch][k], sizeof what[arch][k], "decode batch %d", B);
             *rw = (row){what[arch][k], B / (ms / 1e3), ms, used_mib() - base, B / floor_step};
+            done_row(arch, rw);
             for (int i = 0; i < B; i++) ms_stream_free(s[i]);
             free(s); free(c);
             ms_ctx_free(ctx);
@@ -315,7 +327,7 @@ int main(int argc, char **argv)
         free(ids); free(sids); free(out);
         ms_model_free(m);
     }
-    printf("| model    | workload                           |      tok/s   | ms/call   | MiB used | floor  |\n");
+    printf("\nsummary\n| model    | workload                           |      tok/s   | ms/call   | MiB used | floor  |\n");
     printf("|----------|------------------------------------|--------------|-----------|----------|--------|\n");
     for (int a = 0; a < 2; a++)
         for (int i = 0; i < nrows[a]; i++) print_row(a ? "Mamba-2" : "Mamba-1", &rows[a][i]);

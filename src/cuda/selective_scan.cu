@@ -63,6 +63,7 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
         }
     }
     const float Dh = out ? a.D[hd] : 0.f;
+    const float Ah = a.mamba2 ? a.A[hd] : 0.f;
     const size_t bc_off = (size_t)g * N;
     float dtsum = 0.f;
     for (int i = 0; i < n_tok; i++) {
@@ -71,12 +72,13 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
         const float xv = ms_ld(x + (size_t)t * a.ldx + c);
         const T *Bt = B + (size_t)t * a.ldbc + bc_off, *Ct = C + (size_t)t * a.ldbc + bc_off;
         dtsum += d;
+        const float dA_head = a.mamba2 ? expf(d * Ah) : 0.f; /* Mamba-2: one decay per head */
         float acc = 0.f;
 #pragma unroll
         for (int j = 0; j < MS_SCAN_NPER; j++) {
             const int n = lane + j * S;
             if (n < N) {
-                const float dA = expf(d * A[j]);
+                const float dA = a.mamba2 ? dA_head : expf(d * A[j]);
                 h[j] = a.mamba2 ? dA * h[j] + d * xv * ms_ld(Bt + n)
                                 : dA * h[j] + d * ms_ld(Bt + n) * xv;
                 if (out) acc += h[j] * ms_ld(Ct + n);
