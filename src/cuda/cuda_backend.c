@@ -129,7 +129,7 @@ static int seg_len_for(const ms_config *c)
 {
     const char *env = getenv("MS_CUDA_SEG_LEN"); /* test knob: force multi-segment scans */
     if (env && atoi(env) > 0) return atoi(env);
-    return c->d_state <= 16 ? 128 : 512;
+    return c->d_state <= 16 ? 256 : 512;
 }
 
 static size_t weights_bytes(const ms_config *c, size_t esz)

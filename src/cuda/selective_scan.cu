@@ -15,13 +15,13 @@
 //                     start = h; h = exp(A * dtsum) * h + local; ws_h[slot] = start;
 //                     the stream state gets the final h;
 //   pass 3 (output):  each segment scans again from its start state, writing y.
-// Grid (passes 1, 3): (ceil(E * S / 128), n_seg), 128 threads: S lanes (16 when N <= 16,
-//   else 32) share one channel, each lane holding states n = lane + j * S (j < 8, so
-//   N <= 8 * S) in registers; y's sum over n is a shuffle reduction within the S lanes.
+// Grid (passes 1, 3): (ceil(E * S / 128), n_seg), 128 threads: S lanes (S = ceil(N / 16)
+//   rounded up to a power of two: 1 for N = 16, 8 for N = 128) share one channel, each
+//   lane holding states n = lane + j * S (j < 16) in registers; y's sum over n is a
+//   shuffle reduction within the S lanes.
 // Grid (pass 2): (ceil(E * N / 256), n_chunks), 256 threads, one (c, n) per thread.
 #include "cuda_dtype.cuh"
 
-#define MS_SCAN_NPER 8
 
 template <typename T>
 __device__ __forceinline__ float scan_dt(const ms_cu_scan_args &a, const T *dt, int t, int hd)
@@ -34,7 +34,7 @@ __device__ __forceinline__ float scan_dt(const ms_cu_scan_args &a, const T *dt, 
 }
 
 /* pass 1 (out = 0) and pass 3 (out = 1) */
-template <typename T, int S>
+template <typename T, int S, int NPER>
 __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
 {
     const int gid = blockIdx.x * blockDim.x + threadIdx.x;
@@ -45,15 +45,16 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
     /* the S lanes of this channel: a warp may hold a group that has exited (E odd) */
     const unsigned gmask = S == 32 ? 0xffffffffu
                                    : ((1u << S) - 1u) << ((threadIdx.x & 31) & ~(S - 1));
+    (void)gmask; /* unused when S == 1 */
     const int N = a.N, hd = c / a.P, g = hd / a.heads_per_group;
     const int t0 = bt.seg_start[s], n_tok = bt.seg_n[s];
     const T *x = (const T *)a.x, *dtp = (const T *)a.dt, *B = (const T *)a.B, *C = (const T *)a.C;
     const T *z = (const T *)a.z;
     float *st = slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * N
                          : a.ws_h + ((size_t)slot * a.E + c) * N;
-    float h[MS_SCAN_NPER], A[MS_SCAN_NPER];
+    float h[NPER], A[NPER];
 #pragma unroll
-    for (int j = 0; j < MS_SCAN_NPER; j++) {
+    for (int j = 0; j < NPER; j++) {
         const int n = lane + j * S;
         h[j] = 0.f;
         A[j] = 0.f;
@@ -75,7 +76,7 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
         const float dA_head = a.mamba2 ? expf(d * Ah) : 0.f; /* Mamba-2: one decay per head */
         float acc = 0.f;
 #pragma unroll
-        for (int j = 0; j < MS_SCAN_NPER; j++) {
+        for (int j = 0; j < NPER; j++) {
             const int n = lane + j * S;
             if (n < N) {
                 const float dA = a.mamba2 ? dA_head : expf(d * A[j]);
@@ -97,7 +98,7 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
     if (out && slot >= 0) return;          /* the combine pass wrote the stream state */
     /* out: single-segment chunk, the stream state; local pass: the segment's local state */
 #pragma unroll
-    for (int j = 0; j < MS_SCAN_NPER; j++) {
+    for (int j = 0; j < NPER; j++) {
         const int n = lane + j * S;
         if (n < N) st[n] = h[j];
     }
@@ -123,30 +124,41 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
     *st = h;
 }
 
-template <typename T>
-static cudaError_t scan_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt, cudaStream_t stream)
+/* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
+ * Mamba-1's N = 16 (no shuffles, the per-token work done once); 8 lanes for N = 128. */
+template <typename T, int S>
+static cudaError_t scan_launch_s(const ms_cu_scan_args *a, const ms_cu_batch *bt,
+                                 cudaStream_t stream)
 {
-    const int S = a->N <= 16 ? 16 : 32;
     dim3 grid((unsigned)(((size_t)a->E * S + 127) / 128), bt->n_seg);
     cudaError_t e;
     if (bt->multi) {
-        if (S == 16) scan_kernel<T, 16><<<grid, 128, 0, stream>>>(*a, *bt, 0);
-        else scan_kernel<T, 32><<<grid, 128, 0, stream>>>(*a, *bt, 0);
+        scan_kernel<T, S, 16><<<grid, 128, 0, stream>>>(*a, *bt, 0);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
         dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
         scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
     }
-    if (S == 16) scan_kernel<T, 16><<<grid, 128, 0, stream>>>(*a, *bt, 1);
-    else scan_kernel<T, 32><<<grid, 128, 0, stream>>>(*a, *bt, 1);
+    scan_kernel<T, S, 16><<<grid, 128, 0, stream>>>(*a, *bt, 1);
     return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t scan_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt, cudaStream_t stream)
+{
+    const int N = a->N;
+    if (N <= 16) return scan_launch_s<T, 1>(a, bt, stream);
+    if (N <= 32) return scan_launch_s<T, 2>(a, bt, stream);
+    if (N <= 64) return scan_launch_s<T, 4>(a, bt, stream);
+    if (N <= 128) return scan_launch_s<T, 8>(a, bt, stream);
+    return scan_launch_s<T, 16>(a, bt, stream);
 }
 
 extern "C" cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt,
                                             const ms_cu_batch *bt, cudaStream_t stream)
 {
-    /* states in registers: N <= 8 lanes-groups of 32; whole S-lane groups per warp */
-    if (a->N < 1 || a->N > 32 * MS_SCAN_NPER || a->P < 1 || a->heads_per_group < 1)
+    /* states in registers: at most 16 lanes x 16 states */
+    if (a->N < 1 || a->N > 256 || a->P < 1 || a->heads_per_group < 1)
         return cudaErrorInvalidValue;
     if (bt->n_seg <= 0) return cudaSuccess;
     MS_DISPATCH(dt, X, return scan_launch<X>(a, bt, stream));
