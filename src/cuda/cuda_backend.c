@@ -1,0 +1,640 @@
+/* cuda_backend.c - the CUDA backend: the engine's backend table on one GPU.
+ *
+ * The same forward pass as cpu_backend.c, with the matrix work through cuBLAS and the rest
+ * through the kernels of the src/cuda .cu files (cuda_ops.h). Precision (ctx->params.precision):
+ *   MS_PREC_FP32  weights and activations float32, cuBLAS compute 32F, TF32 off: check mode
+ *   MS_PREC_BF16  weights and activations bf16, float32 accumulation
+ *   MS_PREC_FP16  likewise in fp16
+ * In every mode the residual stream, norms, conv and scan arithmetic, the recurrent state and
+ * the outputs (logits, hidden) are float32.
+ *
+ * Memory: weights uploaded once at init; scratch sized by params.max_tokens / max_streams
+ * only (never by sequence length); each stream's state is one device block of
+ * ms_state_floats() floats in the CPU's layout, so state_get/set are plain copies.
+ *
+ * Per forward call the host packs the batch (chunk and segment tables, tokens, selected
+ * head columns, state pointers) into one pinned buffer and sends it with one copy. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "backend.h"
+#include "cuda_ops.h"
+#include "log.h"
+
+typedef struct {
+    float *norm_w, *norm_b;          /* [D] */
+    void *in_proj_w;                 /* [in_proj_rows][D] act */
+    float *in_proj_b;                /* [in_proj_rows] */
+    float *conv_w, *conv_b;          /* [conv_dim][K], [conv_dim] */
+    void *x_proj_w;                  /* M1 [R + 2N][E] act */
+    void *dt_proj_w;                 /* M1 [E][R] act */
+    float *dt_bias;                  /* M1 dt_proj bias [E]; M2 dt_bias [H] */
+    float *A;                        /* -exp(A_log): M1 [E][N]; M2 [H] */
+    float *D;                        /* M1 [E]; M2 [H] */
+    float *gnorm_w;                  /* M2 [E] */
+    void *out_proj_w;                /* [D][E] act */
+    float *out_proj_b;               /* [D] */
+} cu_layer;
+
+typedef struct {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int have_blas;
+    ms_cu_dtype dt;
+    cudaDataType_t cdt;              /* cuBLAS type of the activations / matrix weights */
+    size_t esz;                      /* bytes per activation element */
+
+    cu_layer *layers;                /* [n_layer] */
+    float *emb;                      /* [V][D] float32 */
+    float *norm_f_w, *norm_f_b;      /* [D] */
+    void *head;                      /* [V][D] act */
+
+    int cap_tokens, cap_streams, cap_seg, cap_slots, seg_len;
+    float *resid;                    /* [T][D] residual stream, float32 */
+    void *hs;                        /* [T][D] act: normed mixer input / final norm */
+    void *proj;                      /* [T][in_proj_rows] act */
+    void *xc;                        /* [T][conv_dim] act: conv + SiLU output */
+    void *xdbl;                      /* M1 [T][R + 2N] act */
+    void *dtb;                       /* M1 [T][E] act: dt_proj output (raw dt) */
+    void *y;                         /* [T][E] act: scan output */
+    float *logits;                   /* [T][V] */
+    float *hidden;                   /* [T][D] */
+    void *head_sel;                  /* [V][D] act: the head's selected rows */
+    float *ws_h;                     /* [cap_slots][E][N] scan workspace */
+    float *ws_dtsum;                 /* [cap_slots][E] */
+    void *blas_ws;                   /* cuBLAS workspace (fixed: graph capture safe) */
+
+    unsigned char *batch_dev, *batch_host; /* packed batch, device and pinned host */
+    size_t batch_cap;
+
+    void **allocs;                   /* every cudaMalloc, for free */
+    int n_allocs, cap_allocs;
+    size_t weight_bytes, scratch_bytes;
+} cu_ctx;
+
+#define CU_TRY(call, what)                                                                 \
+    do {                                                                                   \
+        cudaError_t e_ = (call);                                                           \
+        if (e_ != cudaSuccess) {                                                           \
+            ms_error("cuda backend: %s failed: %s", what, cudaGetErrorString(e_));         \
+            return MS_ERR_BACKEND;                                                         \
+        }                                                                                  \
+    } while (0)
+
+#define BLAS_TRY(call, what)                                                               \
+    do {                                                                                   \
+        cublasStatus_t s_ = (call);                                                        \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                 \
+            ms_error("cuda backend: %s failed: cuBLAS status %d", what, (int)s_);          \
+            return MS_ERR_BACKEND;                                                         \
+        }                                                                                  \
+    } while (0)
+
+static const char *prec_name(ms_precision p)
+{
+    return p == MS_PREC_BF16 ? "bf16" : p == MS_PREC_FP16 ? "fp16" : "fp32";
+}
+
+/* cudaMalloc recorded for cu_free; NULL for n == 0. On failure *p is NULL and the caller
+ * reports the sizes. */
+static int dev_alloc(cu_ctx *g, void **p, size_t n)
+{
+    *p = NULL;
+    if (!n) return MS_OK;
+    if (g->n_allocs == g->cap_allocs) {
+        int cap = g->cap_allocs ? 2 * g->cap_allocs : 64;
+        void **a = realloc(g->allocs, sizeof *a * cap);
+        if (!a) return MS_ERR_NOMEM;
+        g->allocs = a;
+        g->cap_allocs = cap;
+    }
+    if (cudaMalloc(p, n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky-free allocation error */
+        *p = NULL;
+        return MS_ERR_BACKEND;
+    }
+    g->allocs[g->n_allocs++] = *p;
+    return MS_OK;
+}
+
+/* ------------------------------------------------------------------ sizes */
+
+static int seg_len_for(const ms_config *c)
+{
+    const char *env = getenv("MS_CUDA_SEG_LEN"); /* test knob: force multi-segment scans */
+    if (env && atoi(env) > 0) return atoi(env);
+    return c->d_state <= 16 ? 256 : 512;
+}
+
+static size_t weights_bytes(const ms_config *c, size_t esz)
+{
+    const size_t D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv;
+    const size_t cd = ms_conv_dim(c), ip = ms_in_proj_rows(c), R = c->dt_rank, H = c->n_heads;
+    size_t f = 2 * D + ip + cd * K + cd + D;  /* float32 per layer */
+    size_t a = ip * D + D * E;                /* act per layer */
+    if (c->arch == MS_ARCH_MAMBA1) {
+        f += E + E * N + E;
+        a += (R + 2 * N) * E + E * R;
+    } else {
+        f += 3 * H + E;
+    }
+    return c->n_layer * (f * 4 + a * esz) + (size_t)c->n_vocab * D * (4 + esz) + 2 * D * 4;
+}
+
+/* ------------------------------------------------------------------ init */
+
+static int upload_f32(cu_ctx *g, float **dst, const float *src, size_t n)
+{
+    *dst = NULL;
+    if (!src) return MS_OK;
+    int rc = dev_alloc(g, (void **)dst, n * sizeof(float));
+    if (rc != MS_OK) return rc;
+    CU_TRY(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
+    return MS_OK;
+}
+
+/* A matrix in the activation dtype; tmp: a float32 device buffer of >= n floats. */
+static int upload_act(cu_ctx *g, void **dst, const float *src, size_t n, float *tmp)
+{
+    *dst = NULL;
+    if (!src) return MS_OK;
+    int rc = dev_alloc(g, dst, n * g->esz);
+    if (rc != MS_OK) return rc;
+    if (g->dt == MS_CU_F32) {
+        CU_TRY(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
+        return MS_OK;
+    }
+    CU_TRY(cudaMemcpy(tmp, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
+    CU_TRY(ms_cu_convert(*dst, g->dt, tmp, n, g->stream), "weight conversion kernel");
+    CU_TRY(cudaStreamSynchronize(g->stream), "weight conversion");
+    return MS_OK;
+}
+
+static int upload_weights(cu_ctx *g, const ms_model *m)
+{
+    const ms_config *c = &m->cfg;
+    const size_t D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv;
+    const size_t cd = ms_conv_dim(c), ip = ms_in_proj_rows(c), R = c->dt_rank, H = c->n_heads;
+    const size_t V = c->n_vocab;
+    size_t tmp_n = V * D;
+    if (ip * D > tmp_n) tmp_n = ip * D;
+    if (D * E > tmp_n) tmp_n = D * E;
+    if (c->arch == MS_ARCH_MAMBA1 && (R + 2 * N) * E > tmp_n) tmp_n = (R + 2 * N) * E;
+    float *tmp = NULL;
+    if (g->dt != MS_CU_F32) CU_TRY(cudaMalloc((void **)&tmp, tmp_n * sizeof(float)), "cudaMalloc");
+    int rc = MS_OK;
+    size_t an = (c->arch == MS_ARCH_MAMBA1 ? E * N : H);
+    float *A = malloc(sizeof(float) * an);
+    g->layers = calloc(c->n_layer, sizeof *g->layers);
+    if (!A || !g->layers) { rc = MS_ERR_NOMEM; goto done; }
+#define UP(x) do { if ((rc = (x)) != MS_OK) goto done; } while (0)
+    UP(upload_f32(g, &g->emb, m->embedding, V * D));
+    UP(upload_f32(g, &g->norm_f_w, m->norm_f_w, D));
+    UP(upload_f32(g, &g->norm_f_b, m->norm_f_b, D));
+    UP(upload_act(g, &g->head, m->lm_head, V * D, tmp));
+    for (int l = 0; l < c->n_layer; l++) {
+        const ms_layer_weights *w = &m->layers[l];
+        cu_layer *L = &g->layers[l];
+        UP(upload_f32(g, &L->norm_w, w->norm_w, D));
+        UP(upload_f32(g, &L->norm_b, w->norm_b, D));
+        UP(upload_act(g, &L->in_proj_w, w->in_proj_w, ip * D, tmp));
+        UP(upload_f32(g, &L->in_proj_b, w->in_proj_b, ip));
+        UP(upload_f32(g, &L->conv_w, w->conv_w, cd * K));
+        UP(upload_f32(g, &L->conv_b, w->conv_b, cd));
+        UP(upload_act(g, &L->out_proj_w, w->out_proj_w, D * E, tmp));
+        UP(upload_f32(g, &L->out_proj_b, w->out_proj_b, D));
+        UP(upload_f32(g, &L->D, w->D, c->arch == MS_ARCH_MAMBA1 ? E : H));
+        for (size_t i = 0; i < an; i++) A[i] = -expf(w->A_log[i]);
+        UP(upload_f32(g, &L->A, A, an));
+        if (c->arch == MS_ARCH_MAMBA1) {
+            UP(upload_act(g, &L->x_proj_w, w->x_proj_w, (R + 2 * N) * E, tmp));
+            UP(upload_act(g, &L->dt_proj_w, w->dt_proj_w, E * R, tmp));
+            UP(upload_f32(g, &L->dt_bias, w->dt_proj_b, E));
+        } else {
+            UP(upload_f32(g, &L->dt_bias, w->dt_bias, H));
+            UP(upload_f32(g, &L->gnorm_w, w->gnorm_w, E));
+        }
+    }
+#undef UP
+done:
+    free(A);
+    if (tmp) cudaFree(tmp);
+    return rc;
+}
+
+/* Bytes of the packed batch for n_chunks chunks, n_seg segments, T tokens, n_cols cols. */
+static size_t batch_bytes(int n_chunks, int n_seg, int T, int n_cols)
+{
+    return sizeof(float *) * (size_t)n_chunks +
+           sizeof(int32_t) * ((size_t)3 * n_chunks + 1 + 4 * (size_t)n_seg + T + n_cols);
+}
+
+static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
+{
+    const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = c->n_vocab;
+    const size_t e = g->esz;
+    struct { void **p; size_t n; } b[] = {
+        {(void **)&g->resid, T * D * 4},
+        {&g->hs, T * D * e},
+        {&g->proj, T * (size_t)ms_in_proj_rows(c) * e},
+        {&g->xc, T * (size_t)ms_conv_dim(c) * e},
+        {&g->xdbl, c->arch == MS_ARCH_MAMBA1 ? T * (size_t)(c->dt_rank + 2 * N) * e : 0},
+        {&g->dtb, c->arch == MS_ARCH_MAMBA1 ? T * E * e : 0},
+        {&g->y, T * E * e},
+        {(void **)&g->logits, T * V * 4},
+        {(void **)&g->hidden, T * D * 4},
+        {&g->head_sel, V * D * e},
+        {(void **)&g->ws_h, (size_t)g->cap_slots * E * N * 4},
+        {(void **)&g->ws_dtsum, (size_t)g->cap_slots * E * 4},
+        {&g->blas_ws, (size_t)32 << 20},
+        {(void **)&g->batch_dev, g->batch_cap},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) total += b[i].n;
+    g->scratch_bytes = total;
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
+    }
+    (void)S;
+    return MS_OK;
+}
+
+static void cu_free(ms_ctx *ctx);
+
+static int cu_init(ms_ctx *ctx)
+{
+    const ms_config *c = &ctx->model->cfg;
+    const ms_ctx_params *p = &ctx->params;
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0) {
+        if (e != cudaSuccess) cudaGetLastError();
+        ms_error("CUDA requested, but no CUDA device is usable: %s",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "no device found");
+        return MS_ERR_BACKEND;
+    }
+    if (p->device_index < 0 || p->device_index >= n_dev) {
+        ms_error("CUDA device %d requested, but this machine has %d (0..%d)", p->device_index,
+                 n_dev, n_dev - 1);
+        return MS_ERR_BACKEND;
+    }
+    if (c->arch == MS_ARCH_MAMBA2 && (c->n_groups < 1 || c->n_heads % c->n_groups)) {
+        ms_error("cuda backend: n_heads %d is not a multiple of n_groups %d", c->n_heads,
+                 c->n_groups);
+        return MS_ERR_UNSUPPORTED;
+    }
+    if (c->d_state > 256 || c->d_conv > 8 || c->d_conv < 1) {
+        ms_error("cuda backend: d_state %d (at most 256) or d_conv %d (1..8) not supported",
+                 c->d_state, c->d_conv);
+        return MS_ERR_UNSUPPORTED;
+    }
+    cu_ctx *g = calloc(1, sizeof *g);
+    if (!g) return MS_ERR_NOMEM;
+    ctx->impl = g;
+    g->device = p->device_index;
+    CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
+    g->dt = p->precision == MS_PREC_BF16 ? MS_CU_BF16 : p->precision == MS_PREC_FP16 ? MS_CU_F16
+                                                                                      : MS_CU_F32;
+    g->cdt = g->dt == MS_CU_BF16 ? CUDA_R_16BF : g->dt == MS_CU_F16 ? CUDA_R_16F : CUDA_R_32F;
+    g->esz = g->dt == MS_CU_F32 ? 4 : 2;
+
+    g->cap_tokens = p->max_tokens;
+    g->cap_streams = p->max_streams;
+    g->seg_len = seg_len_for(c);
+    g->cap_seg = p->max_tokens / g->seg_len + p->max_streams + 1;
+    /* a chunk of n > seg_len tokens has ceil(n / seg_len) <= 2 n / seg_len segments */
+    g->cap_slots = 2 * (p->max_tokens / g->seg_len) + 2;
+    g->batch_cap = batch_bytes(g->cap_streams, g->cap_seg, g->cap_tokens, c->n_vocab) + 64;
+
+    /* Does it fit? Weights plus scratch against the device's free memory. */
+    const size_t wb = weights_bytes(c, g->esz);
+    size_t free_b = 0, total_b = 0;
+    CU_TRY(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    const ms_config *cc = c;
+    size_t sb = (size_t)g->cap_tokens *
+                    ((size_t)cc->d_model * (8 + g->esz) + (size_t)ms_in_proj_rows(cc) * g->esz +
+                     (size_t)ms_conv_dim(cc) * g->esz + (size_t)cc->d_inner * 2 * g->esz +
+                     (size_t)(cc->dt_rank + 2 * cc->d_state) * g->esz + (size_t)cc->n_vocab * 4) +
+                (size_t)g->cap_slots * cc->d_inner * (cc->d_state + 1) * 4 + ((size_t)40 << 20);
+    if (wb + sb > free_b) {
+        ms_error("model does not fit on CUDA device %d: needs %.1f MiB (weights %.1f MiB in %s + "
+                 "scratch %.1f MiB for max_tokens %d), %.1f MiB free of %.1f MiB",
+                 g->device, (wb + sb) / 1048576.0, wb / 1048576.0, prec_name(p->precision),
+                 sb / 1048576.0, p->max_tokens, free_b / 1048576.0, total_b / 1048576.0);
+        return MS_ERR_BACKEND;
+    }
+
+    CU_TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    BLAS_TRY(cublasCreate(&g->blas), "cublasCreate");
+    g->have_blas = 1;
+    BLAS_TRY(cublasSetStream(g->blas, g->stream), "cublasSetStream");
+    /* fp32 is the check mode: no TF32 (default math with compute type 32F) */
+    BLAS_TRY(cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    CU_TRY(cudaMallocHost((void **)&g->batch_host, g->batch_cap), "cudaMallocHost (batch)");
+
+    int rc = upload_weights(g, ctx->model);
+    if (rc == MS_OK) rc = alloc_scratch(g, c, g->cap_tokens, g->cap_seg);
+    if (rc != MS_OK) {
+        if (rc == MS_ERR_BACKEND) {
+            size_t f2 = 0, t2 = 0;
+            cudaMemGetInfo(&f2, &t2);
+            ms_error("model does not fit on CUDA device %d: weights %.1f MiB (%s) + scratch "
+                     "%.1f MiB for max_tokens %d, %.1f MiB were free",
+                     g->device, wb / 1048576.0, prec_name(p->precision),
+                     g->scratch_bytes / 1048576.0, p->max_tokens, free_b / 1048576.0);
+        }
+        return rc;
+    }
+    g->weight_bytes = wb;
+    BLAS_TRY(cublasSetWorkspace(g->blas, g->blas_ws, (size_t)32 << 20), "cublasSetWorkspace");
+    return MS_OK;
+}
+
+static void cu_free(ms_ctx *ctx)
+{
+    cu_ctx *g = ctx->impl;
+    if (!g) return;
+    cudaSetDevice(g->device);
+    if (g->stream) cudaStreamSynchronize(g->stream);
+    for (int i = 0; i < g->n_allocs; i++) cudaFree(g->allocs[i]);
+    free(g->allocs);
+    if (g->batch_host) cudaFreeHost(g->batch_host);
+    if (g->have_blas) cublasDestroy(g->blas);
+    if (g->stream) cudaStreamDestroy(g->stream);
+    free(g->layers);
+    free(g);
+    ctx->impl = NULL;
+}
+
+/* ------------------------------------------------------------------ state */
+
+static size_t state_bytes(ms_ctx *ctx) { return ms_state_floats(&ctx->model->cfg) * sizeof(float); }
+
+static int cu_state_alloc(ms_ctx *ctx, ms_stream *s)
+{
+    cu_ctx *g = ctx->impl;
+    CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
+    void *p = NULL;
+    if (cudaMalloc(&p, state_bytes(ctx)) != cudaSuccess) {
+        cudaGetLastError();
+        ms_error("cuda backend: no device memory for a stream state of %zu bytes", state_bytes(ctx));
+        return MS_ERR_NOMEM;
+    }
+    s->state = p;
+    CU_TRY(cudaMemset(p, 0, state_bytes(ctx)), "cudaMemset (state)");
+    return MS_OK;
+}
+
+static void cu_state_free(ms_ctx *ctx, ms_stream *s)
+{
+    cu_ctx *g = ctx->impl;
+    cudaSetDevice(g->device);
+    cudaFree(s->state);
+    s->state = NULL;
+}
+
+static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
+{
+    cu_ctx *g = ctx->impl;
+    cudaSetDevice(g->device);
+    if (cudaMemset(s->state, 0, state_bytes(ctx)) != cudaSuccess)
+        ms_error("cuda backend: cudaMemset (state reset) failed: %s",
+                 cudaGetErrorString(cudaGetLastError()));
+}
+
+static int cu_state_get(ms_ctx *ctx, const ms_stream *s, float *dst)
+{
+    cu_ctx *g = ctx->impl;
+    CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
+    CU_TRY(cudaMemcpy(dst, s->state, state_bytes(ctx), cudaMemcpyDeviceToHost), "state_get copy");
+    return MS_OK;
+}
+
+static int cu_state_set(ms_ctx *ctx, ms_stream *s, const float *src)
+{
+    cu_ctx *g = ctx->impl;
+    CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
+    CU_TRY(cudaMemcpy(s->state, src, state_bytes(ctx), cudaMemcpyHostToDevice), "state_set copy");
+    return MS_OK;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* out[T][n_out] (ld ldo, type ot) = beta * out + x[T][n_in] (ld ldx) @ W[n_out][n_in]^T */
+static int gemm(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const void *x, int ldx,
+                const void *W, int T, int n_in, int n_out, float beta, const char *what)
+{
+    const float alpha = 1.f;
+    BLAS_TRY(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &alpha, W, g->cdt,
+                          n_in, x, g->cdt, ldx, &beta, out, ot, ldo, CUBLAS_COMPUTE_32F,
+                          CUBLAS_GEMM_DEFAULT),
+             what);
+    return MS_OK;
+}
+
+#define ACT(p, off) ((void *)((char *)(p) + (size_t)(off) * g->esz))
+
+/* Pack the batch into batch_host, copy it to batch_dev and describe it in *bt. */
+static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int n_chunks,
+                      const int *cols, int n_cols, ms_cu_batch *bt, int32_t **tokens_dev,
+                      int32_t **cols_dev, int *T_out)
+{
+    const int L = g->seg_len;
+    int n_seg = 0, T = 0;
+    for (int i = 0; i < n_chunks; i++) {
+        n_seg += (chunks[i].n_tokens + L - 1) / L;
+        T += chunks[i].n_tokens;
+    }
+    const size_t nb = batch_bytes(n_chunks, n_seg, T, cols ? n_cols : 0);
+    if (nb > g->batch_cap || n_seg > g->cap_seg) {
+        ms_error("cuda backend: batch of %d chunks / %d tokens exceeds the context", n_chunks, T);
+        return MS_ERR_ARG;
+    }
+    unsigned char *h = g->batch_host;
+    float **st = (float **)h;
+    int32_t *ip = (int32_t *)(h + sizeof(float *) * n_chunks);
+    int32_t *cstart = ip, *clen = cstart + n_chunks, *cseg = clen + n_chunks;
+    int32_t *schunk = cseg + n_chunks + 1, *sstart = schunk + n_seg, *sn = sstart + n_seg;
+    int32_t *sslot = sn + n_seg, *tok = sslot + n_seg, *cl = tok + T;
+    int t = 0, s = 0, slot = 0, multi = 0;
+    for (int i = 0; i < n_chunks; i++) {
+        const int n = chunks[i].n_tokens, ns = (n + L - 1) / L;
+        st[i] = chunks[i].stream->state;
+        cstart[i] = t;
+        clen[i] = n;
+        cseg[i] = s;
+        if (ns > 1) multi = 1;
+        for (int k = 0; k < ns; k++, s++) {
+            schunk[s] = i;
+            sstart[s] = t + k * L;
+            sn[s] = (k + 1) * L <= n ? L : n - k * L;
+            sslot[s] = ns > 1 ? slot++ : -1;
+        }
+        memcpy(tok + t, chunks[i].tokens, sizeof(int32_t) * n);
+        t += n;
+    }
+    cseg[n_chunks] = s;
+    if (cols) for (int i = 0; i < n_cols; i++) cl[i] = cols[i];
+    if (slot > g->cap_slots) {
+        ms_error("cuda backend: %d scan workspace slots needed, %d allocated", slot, g->cap_slots);
+        return MS_ERR_BACKEND;
+    }
+    CU_TRY(cudaMemcpyAsync(g->batch_dev, g->batch_host, nb, cudaMemcpyHostToDevice, g->stream),
+           "batch upload");
+    const ptrdiff_t d = (unsigned char *)g->batch_dev - g->batch_host;
+#define DEV(p) ((void *)((unsigned char *)(p) + d))
+    bt->state = DEV(st);
+    bt->chunk_start = DEV(cstart);
+    bt->chunk_len = DEV(clen);
+    bt->chunk_seg = DEV(cseg);
+    bt->seg_chunk = DEV(schunk);
+    bt->seg_start = DEV(sstart);
+    bt->seg_n = DEV(sn);
+    bt->seg_slot = DEV(sslot);
+    *tokens_dev = DEV(tok);
+    *cols_dev = DEV(cl);
+#undef DEV
+    bt->n_chunks = n_chunks;
+    bt->n_seg = n_seg;
+    bt->n_slots = slot;
+    bt->multi = multi;
+    *T_out = T;
+    (void)c;
+    return MS_OK;
+}
+
+static size_t layer_state_off(const ms_config *c, int l)
+{
+    return (size_t)l * (ms_conv_state_floats(c) + ms_ssm_state_floats(c));
+}
+
+static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T)
+{
+    const cu_layer *w = &g->layers[l];
+    const int D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
+    const int ldp = 2 * E, ldx = R + 2 * N;
+    const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
+    int rc;
+    if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f, "in_proj")))
+        return rc;
+    if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
+                             "in_proj bias kernel");
+    CU_TRY(ms_cu_conv1d_silu(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w, w->conv_b, E,
+                             K, g->stream),
+           "conv1d kernel");
+    if ((rc = gemm(g, g->xdbl, g->cdt, ldx, g->xc, E, w->x_proj_w, T, E, ldx, 0.f, "x_proj")))
+        return rc;
+    if (c->falcon)
+        CU_TRY(ms_cu_rms3(g->xdbl, g->dt, ldx, R, N, c->mixer_rms_eps, T, g->stream),
+               "falcon rms kernel");
+    if ((rc = gemm(g, g->dtb, g->cdt, E, g->xdbl, ldx, w->dt_proj_w, T, R, E, 0.f, "dt_proj")))
+        return rc;
+    ms_cu_scan_args a = {
+        .x = g->xc, .ldx = E, .dt = g->dtb, .lddt = E, .dt_bias = w->dt_bias, .A = w->A,
+        .B = ACT(g->xdbl, R), .C = ACT(g->xdbl, R + N), .ldbc = ldx, .D = w->D,
+        .z = ACT(g->proj, E), .ldz = ldp, .y = g->y, .ldy = E, .E = E, .N = N, .P = 1,
+        .heads_per_group = E, .mamba2 = 0, .dt_min = 0.f, .dt_max = INFINITY,
+        .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
+    };
+    CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
+    return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+}
+
+static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T)
+{
+    const cu_layer *w = &g->layers[l];
+    const int D = c->d_model, E = c->d_inner, N = c->d_state, G = c->n_groups;
+    const int ldp = ms_in_proj_rows(c), cd = ms_conv_dim(c);
+    const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
+    int rc;
+    if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f, "in_proj")))
+        return rc;
+    if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
+                             "in_proj bias kernel");
+    CU_TRY(ms_cu_conv1d_silu(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off, w->conv_w,
+                             w->conv_b, cd, c->d_conv, g->stream),
+           "conv1d kernel");
+    ms_cu_scan_args a = {
+        .x = g->xc, .ldx = cd, .dt = ACT(g->proj, E + cd), .lddt = ldp, .dt_bias = w->dt_bias,
+        .A = w->A, .B = ACT(g->xc, E), .C = ACT(g->xc, E + G * N), .ldbc = cd, .D = w->D,
+        .z = NULL, .ldz = 0, .y = g->y, .ldy = E, .E = E, .N = N, .P = c->head_dim,
+        .heads_per_group = c->n_heads / G, .mamba2 = 1, .dt_min = c->dt_min, .dt_max = c->dt_max,
+        .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
+    };
+    CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
+    CU_TRY(ms_cu_gated_rmsnorm(g->y, E, g->proj, ldp, g->dt, w->gnorm_w, c->norm_eps, T, E, G,
+                               g->stream),
+           "gated rmsnorm kernel");
+    return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+}
+
+static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
+                      int n_cols, float *logits, float *hidden)
+{
+    const ms_config *c = &ctx->model->cfg;
+    cu_ctx *g = ctx->impl;
+    const int D = c->d_model, V = c->n_vocab;
+    CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
+    ms_cu_batch bt;
+    int32_t *tokens_dev, *cols_dev;
+    int T, rc;
+    if ((rc = pack_batch(g, c, chunks, n_chunks, cols, n_cols, &bt, &tokens_dev, &cols_dev, &T)))
+        return rc;
+
+    CU_TRY(ms_cu_embed(g->resid, g->emb, tokens_dev, T, D, g->stream), "embedding kernel");
+    const float *pending_bias = NULL; /* the previous out_proj's bias, added by the next norm */
+    for (int l = 0; l < c->n_layer; l++) {
+        const cu_layer *w = &g->layers[l];
+        CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w, w->norm_b,
+                              c->norm_eps, c->rms_norm, T, D, g->stream),
+               "norm kernel");
+        rc = c->arch == MS_ARCH_MAMBA1 ? mixer_mamba1(g, c, l, &bt, T)
+                                       : mixer_mamba2(g, c, l, &bt, T);
+        if (rc) return rc;
+        pending_bias = w->out_proj_b;
+    }
+    CU_TRY(ms_cu_add_norm(g->hs, g->dt, hidden ? g->hidden : NULL, g->resid, pending_bias,
+                          g->norm_f_w, g->norm_f_b, c->norm_eps, c->rms_norm, T, D, g->stream),
+           "final norm kernel");
+    int n_out = V;
+    if (logits) {
+        const void *head = g->head;
+        if (cols) {
+            CU_TRY(ms_cu_gather_rows(g->head_sel, g->head, g->dt, cols_dev, n_cols, D, g->stream),
+                   "head row gather kernel");
+            head = g->head_sel;
+            n_out = n_cols;
+        }
+        if ((rc = gemm(g, g->logits, CUDA_R_32F, n_out, g->hs, D, head, T, D, n_out, 0.f, "head")))
+            return rc;
+        CU_TRY(cudaMemcpyAsync(logits, g->logits, sizeof(float) * T * n_out,
+                               cudaMemcpyDeviceToHost, g->stream),
+               "logits download");
+    }
+    if (hidden)
+        CU_TRY(cudaMemcpyAsync(hidden, g->hidden, sizeof(float) * T * D, cudaMemcpyDeviceToHost,
+                               g->stream),
+               "hidden download");
+    CU_TRY(cudaStreamSynchronize(g->stream), "forward");
+    return MS_OK;
+}
+
+static const ms_backend_ops cuda_ops = {
+    .name = "cuda",
+    .init = cu_init,
+    .free = cu_free,
+    .state_alloc = cu_state_alloc,
+    .state_free = cu_state_free,
+    .state_reset = cu_state_reset,
+    .state_get = cu_state_get,
+    .state_set = cu_state_set,
+    .forward = cu_forward,
+};
+
+const ms_backend_ops *ms_cuda_backend(void) { return &cuda_ops; }

@@ -1,0 +1,105 @@
+/* cuda_ops.h - C-callable launchers of the CUDA backend's kernels (internal).
+ *
+ * Each launcher lives in its own .cu file, whose opening comment gives the math and the
+ * grid. Activations are token-major [T][width] with explicit row strides, as in
+ * cpu_ops.h; their element type is the context's activation type (ms_cu_dtype: float32,
+ * bf16 or fp16), passed as void * plus the dtype. Weights of norms, conv, A, D and biases,
+ * the residual stream and all recurrent state are float32. Every launcher enqueues on
+ * `stream` and returns the cudaError_t of the launch (cudaSuccess = 0). */
+#ifndef MS_CUDA_OPS_H
+#define MS_CUDA_OPS_H
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { MS_CU_F32 = 0, MS_CU_BF16 = 1, MS_CU_F16 = 2 } ms_cu_dtype;
+
+/* The batch of one forward call, in device memory (built by the host per call).
+ * Chunk i covers global tokens [chunk_start[i], chunk_start[i] + chunk_len[i]) and owns
+ * the state block state[i] (the stream's state, all layers). Chunks are cut into segments
+ * of at most seg_len tokens (the unit of time-parallel work); segment s belongs to chunk
+ * seg_chunk[s], covers [seg_start[s], seg_start[s] + seg_n[s]) and, when its chunk has
+ * more than one segment, owns workspace slot seg_slot[s] (else -1). Chunk i's segments are
+ * chunk_seg[i] .. chunk_seg[i+1]-1. */
+typedef struct {
+    const int32_t *chunk_start, *chunk_len, *chunk_seg; /* [n_chunks], [n_chunks], [n_chunks+1] */
+    const int32_t *seg_chunk, *seg_start, *seg_n, *seg_slot; /* [n_seg] each */
+    float *const *state;  /* [n_chunks] stream state bases (all layers) */
+    int n_chunks, n_seg, n_slots;
+    int multi;            /* some chunk has more than one segment */
+} ms_cu_batch;
+
+/* resid[t][:] = emb[tokens[t]][:] (float32). Grid (T). */
+cudaError_t ms_cu_embed(float *resid, const float *emb, const int32_t *tokens, int T, int D,
+                        cudaStream_t stream);
+
+/* Fused residual add + norm, per token t:
+ *   if (delta_bias) resid[t] += delta_bias      (the previous out_proj's bias)
+ *   out[t] = norm(resid[t]) * w (+ b)            rms=1 RMSNorm, rms=0 LayerNorm
+ * out in dtype (GEMM input); out_f32 (may be NULL) gets the same values in float32. */
+cudaError_t ms_cu_add_norm(void *out, ms_cu_dtype dt, float *out_f32, float *resid,
+                           const float *delta_bias, const float *w, const float *b, float eps,
+                           int rms, int T, int D, cudaStream_t stream);
+
+/* x[t][0:n] += bias (dtype rows with stride ldx). */
+cudaError_t ms_cu_bias_add(void *x, ms_cu_dtype dt, int ldx, const float *bias, int T, int n,
+                           cudaStream_t stream);
+
+/* Causal depthwise conv1d + SiLU continuing from each chunk's conv state (layer offset
+ * state_off floats into the chunk's state block, layout [C][K-1] oldest first):
+ *   out[t][c] = silu(b[c] + sum_k w[c][k] * x_ext[j + k][c]),  j = t - chunk start,
+ * x_ext = the chunk's state then its inputs x (ld ldx). out [T][C] (ld ldo). Then the
+ * state is left holding the chunk's last K-1 inputs. */
+cudaError_t ms_cu_conv1d_silu(void *out, int ldo, const void *x, int ldx, ms_cu_dtype dt,
+                              const ms_cu_batch *bt, size_t state_off, const float *w,
+                              const float *b, int C, int K, cudaStream_t stream);
+
+/* FalconMamba: weightless RMSNorm in place of each token's three segments
+ * x[t][0:R], x[t][R:R+N], x[t][R+N:R+2N] (ld ldx). */
+cudaError_t ms_cu_rms3(void *x, ms_cu_dtype dt, int ldx, int R, int N, float eps, int T,
+                       cudaStream_t stream);
+
+/* Selective scan, Mamba-1 and Mamba-2 (see selective_scan.cu). */
+typedef struct {
+    const void *x; int ldx;       /* [T][E] */
+    const void *dt; int lddt;     /* raw dt (before bias + softplus): M1 [T][E], M2 [T][H] */
+    const float *dt_bias;         /* M1 [E] (dt_proj bias, may be NULL), M2 [H] */
+    const float *A;               /* -exp(A_log): M1 [E][N], M2 [H] */
+    const void *B, *C; int ldbc;  /* M1 [T][N], M2 [T][G*N] */
+    const float *D;               /* M1 [E], M2 [H] */
+    const void *z; int ldz;       /* M1 gate [T][E] (may be NULL); M2 NULL */
+    void *y; int ldy;             /* [T][E] */
+    int E, N;
+    int P;                        /* channels per head: 1 for Mamba-1, head_dim for Mamba-2 */
+    int heads_per_group;          /* M2 n_heads / n_groups; M1 E */
+    int mamba2;
+    float dt_min, dt_max;         /* M2 clamp after softplus */
+    size_t state_off;             /* layer offset (floats) of the SSM state in a state block */
+    float *ws_h;                  /* [n_slots][E][N] workspace (multi-segment chunks) */
+    float *ws_dtsum;              /* [n_slots][E] */
+} ms_cu_scan_args;
+cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
+                                 cudaStream_t stream);
+
+/* Mamba-2 gated RMSNorm per group of E/G channels, in place on y (ld ldy):
+ *   y = y * silu(z);  y = y / sqrt(mean_group(y^2) + eps) * w. */
+cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int ldz, ms_cu_dtype dt,
+                                const float *w, float eps, int T, int E, int G,
+                                cudaStream_t stream);
+
+/* dst[i][:] = src[rows[i]][:] for i < n (dtype, rows of D). */
+cudaError_t ms_cu_gather_rows(void *dst, const void *src, ms_cu_dtype dt, const int32_t *rows,
+                              int n, int D, cudaStream_t stream);
+
+/* Convert n float32 values to dtype (weights at upload). */
+cudaError_t ms_cu_convert(void *dst, ms_cu_dtype dt, const float *src, size_t n,
+                          cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

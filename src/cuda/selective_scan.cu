@@ -1,0 +1,166 @@
+// selective_scan.cu - the SSM scan of Mamba-1 and Mamba-2 (its recurrent form), for a batch
+// of chunks each starting from its stream's state and leaving the final one.
+//
+// Per channel c (E channels; Mamba-2: c = head h * P + p, h = c / P) and state n < N:
+//   d    = softplus(dt_raw[t][h] + dt_bias[h])      (Mamba-2: clamped to [dt_min, dt_max])
+//   h_cn = exp(d * A) * h_cn + d * B[t][n] * x[t][c]  A = A[c][n] (M1) or A[h] (M2)
+//   y[t][c] = (sum_n h_cn * C[t][n] + D[h] * x[t][c]) * (z ? silu(z[t][c]) : 1)
+// (Mamba-1: P = 1 so h = c; B and C of Mamba-2 head h are group h / heads_per_group's.)
+//
+// Time parallelism: chunks are cut into segments (ms_cu_batch). For chunks of one segment
+// only the output pass runs, from and to the stream state. Chunks of several segments:
+//   pass 1 (local):   each segment scans from h = 0: ws_h[slot] = its local final state,
+//                     ws_dtsum[slot][c] = sum of its d (its decay is exp(A * dtsum));
+//   pass 2 (combine): per chunk, sequentially over its segments:
+//                     start = h; h = exp(A * dtsum) * h + local; ws_h[slot] = start;
+//                     the stream state gets the final h;
+//   pass 3 (output):  each segment scans again from its start state, writing y.
+// Grid (passes 1, 3): (ceil(E * S / 128), n_seg), 128 threads: S lanes (S = ceil(N / 16)
+//   rounded up to a power of two: 1 for N = 16, 8 for N = 128) share one channel, each
+//   lane holding states n = lane + j * S (j < 16) in registers; y's sum over n is a
+//   shuffle reduction within the S lanes.
+// Grid (pass 2): (ceil(E * N / 256), n_chunks), 256 threads, one (c, n) per thread.
+#include "cuda_dtype.cuh"
+
+
+template <typename T>
+__device__ __forceinline__ float scan_dt(const ms_cu_scan_args &a, const T *dt, int t, int hd)
+{
+    float d = ms_ld(dt + (size_t)t * a.lddt + hd);
+    if (a.dt_bias) d += a.dt_bias[hd];
+    d = ms_softplus_f(d);
+    if (a.mamba2) d = fminf(fmaxf(d, a.dt_min), a.dt_max);
+    return d;
+}
+
+/* pass 1 (out = 0) and pass 3 (out = 1) */
+template <typename T, int S, int NPER>
+__global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
+{
+    const int gid = blockIdx.x * blockDim.x + threadIdx.x;
+    const int c = gid / S, lane = gid % S, s = blockIdx.y;
+    const int slot = bt.seg_slot[s];
+    if (!out && slot < 0) return;          /* local pass: multi-segment chunks only */
+    if (c >= a.E) return;                  /* whole S-lane groups exit together */
+    /* the S lanes of this channel: a warp may hold a group that has exited (E odd) */
+    const unsigned gmask = S == 32 ? 0xffffffffu
+                                   : ((1u << S) - 1u) << ((threadIdx.x & 31) & ~(S - 1));
+    (void)gmask; /* unused when S == 1 */
+    const int N = a.N, hd = c / a.P, g = hd / a.heads_per_group;
+    const int t0 = bt.seg_start[s], n_tok = bt.seg_n[s];
+    const T *x = (const T *)a.x, *dtp = (const T *)a.dt, *B = (const T *)a.B, *C = (const T *)a.C;
+    const T *z = (const T *)a.z;
+    float *st = slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * N
+                         : a.ws_h + ((size_t)slot * a.E + c) * N;
+    float h[NPER], A[NPER];
+#pragma unroll
+    for (int j = 0; j < NPER; j++) {
+        const int n = lane + j * S;
+        h[j] = 0.f;
+        A[j] = 0.f;
+        if (n < N) {
+            A[j] = a.mamba2 ? a.A[hd] : a.A[(size_t)c * N + n];
+            if (out) h[j] = st[n];
+        }
+    }
+    const float Dh = out ? a.D[hd] : 0.f;
+    const float Ah = a.mamba2 ? a.A[hd] : 0.f;
+    const size_t bc_off = (size_t)g * N;
+    float dtsum = 0.f;
+    for (int i = 0; i < n_tok; i++) {
+        const int t = t0 + i;
+        const float d = scan_dt(a, dtp, t, hd);
+        const float xv = ms_ld(x + (size_t)t * a.ldx + c);
+        const T *Bt = B + (size_t)t * a.ldbc + bc_off, *Ct = C + (size_t)t * a.ldbc + bc_off;
+        dtsum += d;
+        const float dA_head = a.mamba2 ? expf(d * Ah) : 0.f; /* Mamba-2: one decay per head */
+        float acc = 0.f;
+#pragma unroll
+        for (int j = 0; j < NPER; j++) {
+            const int n = lane + j * S;
+            if (n < N) {
+                const float dA = a.mamba2 ? dA_head : expf(d * A[j]);
+                h[j] = a.mamba2 ? dA * h[j] + d * xv * ms_ld(Bt + n)
+                                : dA * h[j] + d * ms_ld(Bt + n) * xv;
+                if (out) acc += h[j] * ms_ld(Ct + n);
+            }
+        }
+        if (out) {
+#pragma unroll
+            for (int o = S / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(gmask, acc, o, S);
+            if (lane == 0) {
+                float yv = acc + Dh * xv;
+                if (z) yv *= ms_silu_f(ms_ld(z + (size_t)t * a.ldz + c));
+                ms_st((T *)a.y + (size_t)t * a.ldy + c, yv);
+            }
+        }
+    }
+    if (out && slot >= 0) return;          /* the combine pass wrote the stream state */
+    /* out: single-segment chunk, the stream state; local pass: the segment's local state */
+#pragma unroll
+    for (int j = 0; j < NPER; j++) {
+        const int n = lane + j * S;
+        if (n < N) st[n] = h[j];
+    }
+    if (!out && lane == 0) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
+}
+
+__global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x, ci = blockIdx.y;
+    const int s0 = bt.chunk_seg[ci], s1 = bt.chunk_seg[ci + 1];
+    if (s1 - s0 < 2 || i >= a.E * a.N) return;
+    const int c = i / a.N, n = i % a.N, hd = c / a.P;
+    const float A = a.mamba2 ? a.A[hd] : a.A[(size_t)c * a.N + n];
+    float *st = bt.state[ci] + a.state_off + i;
+    float h = *st;
+    for (int s = s0; s < s1; s++) {
+        const int slot = bt.seg_slot[s];
+        float *w = a.ws_h + (size_t)slot * a.E * a.N + i;
+        const float local = *w;
+        *w = h;
+        h = expf(A * a.ws_dtsum[(size_t)slot * a.E + c]) * h + local;
+    }
+    *st = h;
+}
+
+/* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
+ * Mamba-1's N = 16 (no shuffles, the per-token work done once); 8 lanes for N = 128. */
+template <typename T, int S>
+static cudaError_t scan_launch_s(const ms_cu_scan_args *a, const ms_cu_batch *bt,
+                                 cudaStream_t stream)
+{
+    dim3 grid((unsigned)(((size_t)a->E * S + 127) / 128), bt->n_seg);
+    cudaError_t e;
+    if (bt->multi) {
+        scan_kernel<T, S, 16><<<grid, 128, 0, stream>>>(*a, *bt, 0);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+        dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
+        scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    }
+    scan_kernel<T, S, 16><<<grid, 128, 0, stream>>>(*a, *bt, 1);
+    return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t scan_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt, cudaStream_t stream)
+{
+    const int N = a->N;
+    if (N <= 16) return scan_launch_s<T, 1>(a, bt, stream);
+    if (N <= 32) return scan_launch_s<T, 2>(a, bt, stream);
+    if (N <= 64) return scan_launch_s<T, 4>(a, bt, stream);
+    if (N <= 128) return scan_launch_s<T, 8>(a, bt, stream);
+    return scan_launch_s<T, 16>(a, bt, stream);
+}
+
+extern "C" cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt,
+                                            const ms_cu_batch *bt, cudaStream_t stream)
+{
+    /* states in registers: at most 16 lanes x 16 states */
+    if (a->N < 1 || a->N > 256 || a->P < 1 || a->heads_per_group < 1)
+        return cudaErrorInvalidValue;
+    if (bt->n_seg <= 0) return cudaSuccess;
+    MS_DISPATCH(dt, X, return scan_launch<X>(a, bt, stream));
+    return cudaSuccess;
+}

@@ -1,0 +1,588 @@
+/* test_cuda_backend.c - the CUDA backend against the float64 fixtures and the CPU backend.
+ *
+ * Label gpu: exits 77 (skipped, with the reason on stderr) where cudaGetDeviceCount finds
+ * no device. Checks, in fp32 mode (TF32 off):
+ *  - every fixture of test_engine.c within 1e-5 relative of its float64 reference, run
+ *    whole, in chunks of 1 (the decode path), 7 and 64, and batched with unequal cuts; with
+ *    the scan's segment length at its default and forced to 5 tokens (MS_CUDA_SEG_LEN), so
+ *    the time-parallel (multi-segment) scan is exercised on every fixture;
+ *  - random models (Mamba-1 and Mamba-2, d_state 16/64/128, n_groups > 1, odd widths,
+ *    biases) against the CPU backend on random tokens, outputs and final states within
+ *    1e-5 relative; ms_forward_cols equal to the selected columns;
+ *  - chunk invariance and stream independence on the GPU, state get/set round trip;
+ *  - bf16 mode against the CPU within the bound derived in test_bf16 (printed with the
+ *    measured error);
+ *  - a bad device index is refused with MS_ERR_BACKEND and one clear line. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "mamba_stream.h"
+#include "safetensors.h"
+#include "test_util.h"
+
+/* ------------------------------------------------------------------ fixtures */
+
+typedef struct {
+    ms_model *model;
+    int B, L, V, D;
+    int32_t *ids;
+    float *logits, *hidden;
+} fixture;
+
+static const char *fixture_dirs[] = {
+    "hf/mamba1-tiny-hf", "hf/mamba1-tiny-ssm", "hf/mamba2-tiny-hf",
+    "@falcon-mamba", "@mamba2-groups", "@mamba1-odd", "@mamba1-bf16", "@mamba2-f16",
+    "@mamba1-sharded", "@mamba2-ssm",
+};
+#define N_FIXTURES (int)(sizeof fixture_dirs / sizeof fixture_dirs[0])
+
+static const char *fixture_path(const char *name)
+{
+    static char buf[4096];
+    if (name[0] == '@') {
+        const char *src = getenv("MS_SRC");
+        snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", src ? src : "..", name + 1);
+        return buf;
+    }
+    return tu_fixture(name);
+}
+
+static void fixture_load(const char *name, fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *dir = fixture_path(name);
+    assert_int_equal(ms_model_load(dir, NULL, &f->model), MS_OK);
+    char ref[4200];
+    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
+    ms_st_set *st;
+    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
+    const ms_st_tensor *ids = ms_st_find(st, "input_ids");
+    const ms_st_tensor *lg = ms_st_find(st, "logits");
+    const ms_st_tensor *hd = ms_st_find(st, "hidden");
+    assert_non_null(ids); assert_non_null(lg); assert_non_null(hd);
+    f->B = (int)ids->shape[0];
+    f->L = (int)ids->shape[1];
+    f->V = (int)lg->shape[2];
+    f->D = (int)hd->shape[2];
+    int64_t *ids64 = malloc(sizeof(int64_t) * ids->n_elem);
+    assert_int_equal(ms_st_to_i64(ids, ids64), MS_OK);
+    f->ids = malloc(sizeof(int32_t) * ids->n_elem);
+    for (int64_t i = 0; i < ids->n_elem; i++) f->ids[i] = (int32_t)ids64[i];
+    free(ids64);
+    f->logits = malloc(sizeof(float) * lg->n_elem);
+    f->hidden = malloc(sizeof(float) * hd->n_elem);
+    assert_int_equal(ms_st_to_f32(lg, f->logits), MS_OK);
+    assert_int_equal(ms_st_to_f32(hd, f->hidden), MS_OK);
+    ms_st_close(st);
+}
+
+static void fixture_free(fixture *f)
+{
+    ms_model_free(f->model);
+    free(f->ids); free(f->logits); free(f->hidden);
+}
+
+static ms_ctx *gpu_ctx(const ms_model *m, int max_tokens, int max_streams, ms_precision prec)
+{
+    ms_ctx_params cp = ms_ctx_default_params();
+    cp.device = MS_DEVICE_CUDA;
+    cp.precision = prec;
+    cp.max_tokens = max_tokens;
+    cp.max_streams = max_streams;
+    ms_ctx *ctx = NULL;
+    assert_int_equal(ms_ctx_new(m, &cp, &ctx), MS_OK);
+    assert_string_equal(ms_ctx_backend_name(ctx), "cuda");
+    return ctx;
+}
+
+/* Rows of ids [B][L] through ctx, each its own stream, in chunks of `chunk` (0 = whole). */
+static void run_rows(ms_ctx *ctx, const int32_t *ids, int B, int L, int V, int D, int chunk,
+                     float *logits, float *hidden)
+{
+    for (int b = 0; b < B; b++) {
+        ms_stream *s;
+        assert_int_equal(ms_stream_new(ctx, &s), MS_OK);
+        int step = chunk ? chunk : L;
+        for (int t = 0; t < L; t += step) {
+            int n = t + step <= L ? step : L - t;
+            ms_chunk c = {s, ids + (size_t)b * L + t, n};
+            size_t row = (size_t)b * L + t;
+            assert_int_equal(ms_forward(ctx, &c, 1, logits ? logits + row * V : NULL,
+                                        hidden ? hidden + row * D : NULL),
+                             MS_OK);
+        }
+        ms_stream_free(s);
+    }
+}
+
+/* All rows at once, cut unevenly (lengths 3..31 varying by step and row). */
+static void run_batched(ms_ctx *ctx, const int32_t *ids, int B, int L, int V, int D,
+                        float *logits, float *hidden)
+{
+    ms_stream **s = calloc(B, sizeof *s);
+    int *done = calloc(B, sizeof *done), *from = calloc(B, sizeof *from);
+    ms_chunk *c = calloc(B, sizeof *c);
+    float *olg = malloc(sizeof(float) * B * L * V), *ohd = malloc(sizeof(float) * B * L * D);
+    for (int b = 0; b < B; b++) assert_int_equal(ms_stream_new(ctx, &s[b]), MS_OK);
+    for (int step = 0;; step++) {
+        int n = 0;
+        for (int b = 0; b < B; b++) {
+            if (done[b] == L) continue;
+            int len = 3 + (step * 5 + b * 11) % 29;
+            if (done[b] + len > L) len = L - done[b];
+            c[n] = (ms_chunk){s[b], ids + (size_t)b * L + done[b], len};
+            from[n++] = b;
+        }
+        if (!n) break;
+        assert_int_equal(ms_forward(ctx, c, n, olg, ohd), MS_OK);
+        for (int k = 0, t = 0; k < n; t += c[k].n_tokens, k++) {
+            size_t row = (size_t)from[k] * L + done[from[k]];
+            memcpy(logits + row * V, olg + (size_t)t * V, sizeof(float) * c[k].n_tokens * V);
+            memcpy(hidden + row * D, ohd + (size_t)t * D, sizeof(float) * c[k].n_tokens * D);
+            done[from[k]] += c[k].n_tokens;
+        }
+    }
+    for (int b = 0; b < B; b++) ms_stream_free(s[b]);
+    free(s); free(done); free(from); free(c); free(olg); free(ohd);
+}
+
+static void poison(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+}
+
+static double worst_fixture_err;
+
+static void check_fixture(const fixture *f, const float *lg, const float *hd, const char *what,
+                          const char *name)
+{
+    double el = tu_rel_err(lg, f->logits, (size_t)f->B * f->L * f->V);
+    double eh = tu_rel_err(hd, f->hidden, (size_t)f->B * f->L * f->D);
+    print_message("  %-18s %-30s logits %.2e hidden %.2e\n", name, what, el, eh);
+    if (el > worst_fixture_err) worst_fixture_err = el;
+    if (eh > worst_fixture_err) worst_fixture_err = eh;
+    assert_true(el <= 1e-5);
+    assert_true(eh <= 1e-5);
+}
+
+static void test_fixtures(void **st)
+{
+    const char *segs[] = {NULL, "5"};
+    for (int sg = 0; sg < 2; sg++) {
+        if (segs[sg]) setenv("MS_CUDA_SEG_LEN", segs[sg], 1);
+        else unsetenv("MS_CUDA_SEG_LEN");
+        for (int i = 0; i < N_FIXTURES; i++) {
+            fixture f;
+            fixture_load(fixture_dirs[i], &f);
+            size_t nl = (size_t)f.B * f.L * f.V, nh = (size_t)f.B * f.L * f.D;
+            float *lg = malloc(sizeof(float) * nl), *hd = malloc(sizeof(float) * nh);
+            ms_ctx *ctx = gpu_ctx(f.model, f.B * f.L, f.B, MS_PREC_FP32);
+            int chunks[] = {0, 1, 7, 64};
+            for (int k = 0; k < 4; k++) {
+                poison(lg, nl); poison(hd, nh);
+                run_rows(ctx, f.ids, f.B, f.L, f.V, f.D, chunks[k], lg, hd);
+                char what[64];
+                snprintf(what, sizeof what, "chunk %d seg %s", chunks[k], segs[sg] ? segs[sg] : "dflt");
+                check_fixture(&f, lg, hd, what, fixture_dirs[i]);
+            }
+            poison(lg, nl); poison(hd, nh);
+            run_batched(ctx, f.ids, f.B, f.L, f.V, f.D, lg, hd);
+            char what[64];
+            snprintf(what, sizeof what, "batched uneven, seg %s", segs[sg] ? segs[sg] : "dflt");
+            check_fixture(&f, lg, hd, what, fixture_dirs[i]);
+            ms_ctx_free(ctx);
+            free(lg); free(hd);
+            fixture_free(&f);
+        }
+    }
+    unsetenv("MS_CUDA_SEG_LEN");
+    print_message("  worst fixture error (fp32 on GPU vs float64): %.2e\n", worst_fixture_err);
+}
+
+/* ------------------------------------------------------------------ random models */
+
+typedef struct {
+    int mamba2, d_model, n_layer, vocab, d_state, d_conv;
+    int d_inner, dt_rank;             /* M1 */
+    int n_heads, head_dim, n_groups;  /* M2: d_inner = n_heads * head_dim = 2 * d_model */
+    int use_bias, tie;
+} shape;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) /* uniform [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.f;
+}
+
+typedef struct {
+    ms_st_out t[512];
+    float *bufs[512];
+    char names[512][96];
+    int n;
+} tensor_list;
+
+static float *add_tensor(tensor_list *tl, const char *name, int n_dim, int64_t d0, int64_t d1,
+                         int64_t d2)
+{
+    int64_t n = d0 * (n_dim > 1 ? d1 : 1) * (n_dim > 2 ? d2 : 1);
+    float *b = malloc(sizeof(float) * n);
+    int i = tl->n++;
+    assert_true(i < 512);
+    snprintf(tl->names[i], sizeof tl->names[i], "%s", name);
+    tl->bufs[i] = b;
+    tl->t[i] = (ms_st_out){.name = tl->names[i], .dtype = MS_DT_F32, .n_dim = n_dim,
+                           .shape = {d0, d1, d2}, .data = b};
+    return b;
+}
+
+static void fill(float *x, size_t n, float scale, float offset)
+{
+    for (size_t i = 0; i < n; i++) x[i] = offset + scale * frand();
+}
+
+/* Write a HF-layout model directory with random weights; returns its path. */
+static const char *make_model(const shape *s, const char *name)
+{
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", tu_tmpdir(), name);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    const int D = s->d_model, N = s->d_state, K = s->d_conv, V = s->vocab;
+    const int E = s->mamba2 ? s->n_heads * s->head_dim : s->d_inner;
+    const int H = s->n_heads, G = s->n_groups, R = s->dt_rank;
+    const int cd = s->mamba2 ? E + 2 * G * N : E;
+    const int ip = s->mamba2 ? 2 * E + 2 * G * N + H : 2 * E;
+    char cfg[2048];
+    if (!s->mamba2)
+        snprintf(cfg, sizeof cfg,
+                 "{\"model_type\": \"mamba\", \"hidden_size\": %d, \"num_hidden_layers\": %d, "
+                 "\"vocab_size\": %d, \"state_size\": %d, \"conv_kernel\": %d, "
+                 "\"intermediate_size\": %d, \"time_step_rank\": %d, \"use_bias\": %s, "
+                 "\"use_conv_bias\": true, \"layer_norm_epsilon\": 1e-5, "
+                 "\"tie_word_embeddings\": %s}",
+                 D, s->n_layer, V, N, K, E, R, s->use_bias ? "true" : "false",
+                 s->tie ? "true" : "false");
+    else
+        snprintf(cfg, sizeof cfg,
+                 "{\"model_type\": \"mamba2\", \"hidden_size\": %d, \"num_hidden_layers\": %d, "
+                 "\"vocab_size\": %d, \"state_size\": %d, \"conv_kernel\": %d, \"expand\": %d, "
+                 "\"head_dim\": %d, \"num_heads\": %d, \"n_groups\": %d, \"use_bias\": %s, "
+                 "\"use_conv_bias\": true, \"layer_norm_epsilon\": 1e-5, "
+                 "\"time_step_limit\": [0.0, 1e9], \"tie_word_embeddings\": %s}",
+                 D, s->n_layer, V, N, K, E / D, s->head_dim, H, G, s->use_bias ? "true" : "false",
+                 s->tie ? "true" : "false");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_int_equal(tu_write_file(path, cfg, strlen(cfg)), 0);
+
+    tensor_list *tl = calloc(1, sizeof *tl);
+    char nm[96];
+    fill(add_tensor(tl, "backbone.embeddings.weight", 2, V, D, 0), (size_t)V * D, 1.f, 0.f);
+    fill(add_tensor(tl, "backbone.norm_f.weight", 1, D, 0, 0), D, 0.2f, 1.f);
+    if (!s->tie) fill(add_tensor(tl, "lm_head.weight", 2, V, D, 0), (size_t)V * D, 0.3f, 0.f);
+    const float si = 1.f / sqrtf((float)D), se = 1.f / sqrtf((float)E);
+    for (int l = 0; l < s->n_layer; l++) {
+#define T_(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", l, suffix), nm)
+        fill(add_tensor(tl, T_("norm.weight"), 1, D, 0, 0), D, 0.2f, 1.f);
+        fill(add_tensor(tl, T_("mixer.in_proj.weight"), 2, ip, D, 0), (size_t)ip * D, si, 0.f);
+        if (s->use_bias) fill(add_tensor(tl, T_("mixer.in_proj.bias"), 1, ip, 0, 0), ip, 0.1f, 0.f);
+        fill(add_tensor(tl, T_("mixer.conv1d.weight"), 3, cd, 1, K), (size_t)cd * K, 0.5f, 0.f);
+        fill(add_tensor(tl, T_("mixer.conv1d.bias"), 1, cd, 0, 0), cd, 0.1f, 0.f);
+        fill(add_tensor(tl, T_("mixer.out_proj.weight"), 2, D, E, 0), (size_t)D * E, se, 0.f);
+        if (s->use_bias) fill(add_tensor(tl, T_("mixer.out_proj.bias"), 1, D, 0, 0), D, 0.1f, 0.f);
+        if (!s->mamba2) {
+            float *al = add_tensor(tl, T_("mixer.A_log"), 2, E, N, 0);
+            for (int i = 0; i < E * N; i++) al[i] = logf(1.f + (i % N)) + 0.1f * frand();
+            fill(add_tensor(tl, T_("mixer.D"), 1, E, 0, 0), E, 0.5f, 1.f);
+            fill(add_tensor(tl, T_("mixer.x_proj.weight"), 2, R + 2 * N, E, 0),
+                 (size_t)(R + 2 * N) * E, se, 0.f);
+            fill(add_tensor(tl, T_("mixer.dt_proj.weight"), 2, E, R, 0), (size_t)E * R,
+                 1.f / sqrtf((float)R), 0.f);
+            fill(add_tensor(tl, T_("mixer.dt_proj.bias"), 1, E, 0, 0), E, 1.5f, -3.f);
+        } else {
+            fill(add_tensor(tl, T_("mixer.A_log"), 1, H, 0, 0), H, 1.f, 0.5f);
+            fill(add_tensor(tl, T_("mixer.D"), 1, H, 0, 0), H, 0.5f, 1.f);
+            fill(add_tensor(tl, T_("mixer.dt_bias"), 1, H, 0, 0), H, 1.5f, -3.f);
+            fill(add_tensor(tl, T_("mixer.norm.weight"), 1, E, 0, 0), E, 0.2f, 1.f);
+        }
+#undef T_
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    assert_int_equal(ms_st_write(path, tl->t, tl->n), 0);
+    for (int i = 0; i < tl->n; i++) free(tl->bufs[i]);
+    free(tl);
+    return dir;
+}
+
+static const shape shapes[] = {
+    /* mamba2 d_model layers vocab N K  d_inner R  H  P  G  bias tie */
+    {0, 64, 2, 16, 16, 4, 128, 4, 0, 0, 0, 0, 1},
+    {0, 37, 3, 11, 64, 3, 75, 3, 0, 0, 0, 1, 0},   /* odd widths, biases, K 3 */
+    {0, 48, 2, 16, 128, 4, 96, 5, 0, 0, 0, 0, 1},
+    {1, 64, 2, 16, 64, 4, 0, 0, 8, 16, 1, 0, 0},
+    {1, 36, 2, 13, 128, 4, 0, 0, 6, 12, 3, 1, 0},  /* n_groups 3, biases */
+    {1, 40, 2, 16, 16, 4, 0, 0, 10, 8, 2, 0, 1},
+    {1, 64, 2, 16, 32, 2, 0, 0, 4, 32, 4, 0, 1},   /* K 2, heads per group 1 */
+};
+#define N_SHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+static void shape_name(const shape *s, char *buf, size_t n)
+{
+    if (s->mamba2)
+        snprintf(buf, n, "m2 D%d N%d H%dxP%d G%d K%d%s", s->d_model, s->d_state, s->n_heads,
+                 s->head_dim, s->n_groups, s->d_conv, s->use_bias ? " bias" : "");
+    else
+        snprintf(buf, n, "m1 D%d E%d N%d R%d K%d%s", s->d_model, s->d_inner, s->d_state,
+                 s->dt_rank, s->d_conv, s->use_bias ? " bias" : "");
+}
+
+/* Streams of lengths lens[] run batched on ctx (same uneven cuts on both backends);
+ * returns outputs in row order and each stream's final state. */
+static void run_streams(ms_ctx *ctx, const int32_t *ids, const int *lens, int B, int maxlen,
+                        int V, int D, float *lg, float *hd, float *states)
+{
+    ms_stream **s = calloc(B, sizeof *s);
+    int *done = calloc(B, sizeof *done), *from = calloc(B, sizeof *from);
+    ms_chunk *c = calloc(B, sizeof *c);
+    int tot = 0;
+    for (int b = 0; b < B; b++) tot += lens[b];
+    float *olg = malloc(sizeof(float) * tot * V), *ohd = malloc(sizeof(float) * tot * D);
+    for (int b = 0; b < B; b++) assert_int_equal(ms_stream_new(ctx, &s[b]), MS_OK);
+    for (int step = 0;; step++) {
+        int n = 0;
+        for (int b = 0; b < B; b++) {
+            if (done[b] == lens[b]) continue;
+            int len = 1 + (step * 37 + b * 101) % 150;
+            if (done[b] + len > lens[b]) len = lens[b] - done[b];
+            c[n] = (ms_chunk){s[b], ids + (size_t)b * maxlen + done[b], len};
+            from[n++] = b;
+        }
+        if (!n) break;
+        assert_int_equal(ms_forward(ctx, c, n, olg, ohd), MS_OK);
+        for (int k = 0, t = 0; k < n; t += c[k].n_tokens, k++) {
+            size_t row = (size_t)from[k] * maxlen + done[from[k]];
+            memcpy(lg + row * V, olg + (size_t)t * V, sizeof(float) * c[k].n_tokens * V);
+            memcpy(hd + row * D, ohd + (size_t)t * D, sizeof(float) * c[k].n_tokens * D);
+            done[from[k]] += c[k].n_tokens;
+        }
+    }
+    size_t ns = ms_stream_state_size(ctx);
+    for (int b = 0; b < B; b++) {
+        assert_int_equal(ms_stream_state_get(s[b], states + (size_t)b * ns), MS_OK);
+        ms_stream_free(s[b]);
+    }
+    free(s); free(done); free(from); free(c); free(olg); free(ohd);
+}
+
+/* rel err over the rows actually produced (streams shorter than maxlen leave gaps) */
+static double rows_err(const float *a, const float *b, const int *lens, int B, int maxlen, int w)
+{
+    double num = 0, den = 0;
+    for (int r = 0; r < B; r++)
+        for (size_t i = 0; i < (size_t)lens[r] * w; i++) {
+            size_t k = (size_t)r * maxlen * w + i;
+            double d = (double)a[k] - b[k];
+            num += d * d;
+            den += (double)b[k] * b[k];
+        }
+    return sqrt(num / den);
+}
+
+static int n_over_bound;
+
+#define RB 4
+#define RMAX 700
+
+static void compare_shape(const shape *sh, int idx, ms_precision prec, double tol, double *worst)
+{
+    char nm[32], desc[96];
+    snprintf(nm, sizeof nm, "rand%d", idx);
+    shape_name(sh, desc, sizeof desc);
+    ms_model *m;
+    assert_int_equal(ms_model_load(make_model(sh, nm), NULL, &m), MS_OK);
+    const int V = ms_model_info_get(m)->n_vocab, D = sh->d_model;
+    const int lens[RB] = {RMAX, 333, 1, 129};
+    int32_t *ids = malloc(sizeof(int32_t) * RB * RMAX);
+    for (int i = 0; i < RB * RMAX; i++) ids[i] = (int32_t)((frand() + 1.f) * 0.5f * V) % V;
+    size_t nl = (size_t)RB * RMAX * V, nh = (size_t)RB * RMAX * D;
+    float *lc = calloc(nl, 4), *hc = calloc(nh, 4), *lg = calloc(nl, 4), *hg = calloc(nh, 4);
+
+    ms_ctx_params cp = ms_ctx_default_params();
+    cp.max_tokens = 4 * 150;
+    cp.max_streams = RB;
+    ms_ctx *cpu;
+    assert_int_equal(ms_ctx_new(m, &cp, &cpu), MS_OK);
+    size_t ns = ms_stream_state_size(cpu);
+    float *sc = malloc(sizeof(float) * ns * RB), *sg = malloc(sizeof(float) * ns * RB);
+    run_streams(cpu, ids, lens, RB, RMAX, V, D, lc, hc, sc);
+    ms_ctx_free(cpu);
+
+    const char *segs[] = {NULL, "16"};
+    for (int k = 0; k < 2; k++) {
+        if (segs[k]) setenv("MS_CUDA_SEG_LEN", segs[k], 1);
+        else unsetenv("MS_CUDA_SEG_LEN");
+        ms_ctx *gpu = gpu_ctx(m, 4 * 150, RB, prec);
+        poison(lg, nl); poison(hg, nh);
+        run_streams(gpu, ids, lens, RB, RMAX, V, D, lg, hg, sg);
+        double el = rows_err(lg, lc, lens, RB, RMAX, V), eh = rows_err(hg, hc, lens, RB, RMAX, D);
+        double es = tu_rel_err(sg, sc, ns * RB);
+        print_message("  %-34s %s seg %-4s logits %.2e hidden %.2e state %.2e\n", desc,
+                      prec == MS_PREC_FP32 ? "fp32" : "bf16", segs[k] ? segs[k] : "dflt", el, eh,
+                      es);
+        if (el > *worst) *worst = el;
+        if (eh > *worst) *worst = eh;
+        if (es > *worst) *worst = es;
+        if (prec == MS_PREC_FP32) assert_true(el <= tol && eh <= tol && es <= tol);
+        else if (!(el <= tol && eh <= tol && es <= tol)) n_over_bound++; /* all printed first */
+
+        if (prec == MS_PREC_FP32 && k == 0) {
+            /* ms_forward_cols: the selected columns of the full logits */
+            int cols[3] = {V - 1, 0, V / 2};
+            ms_stream *s;
+            assert_int_equal(ms_stream_new(gpu, &s), MS_OK);
+            float *sel = malloc(sizeof(float) * 150 * 3);
+            ms_chunk c = {s, ids, 150};
+            assert_int_equal(ms_forward_cols(gpu, &c, 1, cols, 3, sel, NULL), MS_OK);
+            for (int t = 0; t < 150; t++)
+                for (int j = 0; j < 3; j++) {
+                    float ref = lg[(size_t)t * V + cols[j]];
+                    assert_true(fabsf(sel[t * 3 + j] - ref) <= 1e-5f * (1.f + fabsf(ref)));
+                }
+            free(sel);
+            ms_stream_free(s);
+        }
+        ms_ctx_free(gpu);
+    }
+    unsetenv("MS_CUDA_SEG_LEN");
+    free(ids); free(lc); free(hc); free(lg); free(hg); free(sc); free(sg);
+    ms_model_free(m);
+}
+
+static void test_random_vs_cpu(void **st)
+{
+    double worst = 0;
+    for (int i = 0; i < N_SHAPES; i++) compare_shape(&shapes[i], i, MS_PREC_FP32, 1e-5, &worst);
+    print_message("  worst GPU fp32 vs CPU error: %.2e\n", worst);
+}
+
+/* bf16: weights and activations rounded to 8 significant bits, unit roundoff
+ * u = 2^-8 = 3.9e-3. A rounding's relative error is roughly uniform on [-u/2, u/2]
+ * (rms u / sqrt(12) = 1.1e-3) and about k = 6 roundings lie on each layer's path (norm
+ * output, in_proj output, conv output, x_proj / dt (M1) or scan output, out_proj input)
+ * plus 2 at the head. Independent errors add in quadrature: expected relative error
+ * ~ 1.1e-3 * sqrt(6 L + 2) (4.1e-3 for L = 2, 4.7e-3 for L = 3); the bound allows 4x that
+ * for the amplification through the network (decays, softplus, norms). */
+static void test_bf16(void **st)
+{
+    double worst = 0;
+    for (int i = 0; i < N_SHAPES; i++) {
+        const double expect = ldexp(1.0, -8) / sqrt(12.0) * sqrt(6.0 * shapes[i].n_layer + 2);
+        double w = 0;
+        compare_shape(&shapes[i], 100 + i, MS_PREC_BF16, 4 * expect, &w);
+        print_message("    bound %.2e (expected ~%.2e)\n", 4 * expect, expect);
+        if (w > worst) worst = w;
+    }
+    print_message("  worst GPU bf16 vs CPU fp32 error: %.2e\n", worst);
+    assert_int_equal(n_over_bound, 0);
+}
+
+/* Chunk invariance, stream independence and state round trip, on the GPU alone. */
+static void test_gpu_invariants(void **st)
+{
+    const shape sh = {1, 64, 2, 16, 64, 4, 0, 0, 8, 16, 2, 0, 1};
+    ms_model *m;
+    assert_int_equal(ms_model_load(make_model(&sh, "inv"), NULL, &m), MS_OK);
+    const int V = 16, L = 500;
+    int32_t ids[2 * 500];
+    for (int i = 0; i < 2 * L; i++) ids[i] = (int32_t)((frand() + 1.f) * 8.f) % V;
+    ms_ctx *ctx = gpu_ctx(m, 2 * L, 4, MS_PREC_FP32);
+    float *whole = malloc(sizeof(float) * L * V), *part = malloc(sizeof(float) * L * V);
+    float *two = malloc(sizeof(float) * 2 * L * V);
+    run_rows(ctx, ids, 1, L, V, 64, 0, whole, NULL);
+    int chunks[] = {1, 7, 64, 333};
+    for (int k = 0; k < 4; k++) {
+        poison(part, (size_t)L * V);
+        run_rows(ctx, ids, 1, L, V, 64, chunks[k], part, NULL);
+        double e = tu_rel_err(part, whole, (size_t)L * V);
+        print_message("  chunk %3d vs whole: %.2e\n", chunks[k], e);
+        assert_true(e <= 1e-5);
+    }
+    /* stream independence: stream 0 beside another stream equals stream 0 alone */
+    ms_stream *a, *b;
+    assert_int_equal(ms_stream_new(ctx, &a), MS_OK);
+    assert_int_equal(ms_stream_new(ctx, &b), MS_OK);
+    ms_chunk c2[2] = {{b, ids + L, L}, {a, ids, L}};
+    assert_int_equal(ms_forward(ctx, c2, 2, two, NULL), MS_OK);
+    double e = tu_rel_err(two + (size_t)L * V, whole, (size_t)L * V);
+    print_message("  beside another stream: %.2e\n", e);
+    assert_true(e <= 1e-5); /* cuBLAS may order sums differently for another T */
+    /* state round trip: get mid-way, set into a fresh stream, continue */
+    ms_stream_reset(a);
+    ms_chunk c = {a, ids, 200};
+    assert_int_equal(ms_forward(ctx, &c, 1, part, NULL), MS_OK);
+    size_t ns = ms_stream_state_size(ctx);
+    float *s1 = malloc(sizeof(float) * ns), *s2 = malloc(sizeof(float) * ns);
+    assert_int_equal(ms_stream_state_get(a, s1), MS_OK);
+    ms_stream_reset(b);
+    assert_int_equal(ms_stream_state_set(b, s1), MS_OK);
+    assert_int_equal(ms_stream_state_get(b, s2), MS_OK);
+    assert_memory_equal(s1, s2, sizeof(float) * ns);
+    c = (ms_chunk){b, ids + 200, L - 200};
+    assert_int_equal(ms_forward(ctx, &c, 1, part + 200 * V, NULL), MS_OK);
+    e = tu_rel_err(part, whole, (size_t)L * V);
+    print_message("  state get/set round trip: %.2e\n", e);
+    assert_true(e <= 1e-5);
+    ms_stream_free(a); ms_stream_free(b);
+    free(whole); free(part); free(two); free(s1); free(s2);
+    ms_ctx_free(ctx);
+    ms_model_free(m);
+}
+
+static void test_bad_device(void **st)
+{
+    fixture f;
+    fixture_load("hf/mamba1-tiny-hf", &f);
+    ms_ctx_params cp = ms_ctx_default_params();
+    cp.device = MS_DEVICE_CUDA;
+    cp.device_index = 99;
+    ms_ctx *ctx = NULL;
+    tu_log_capture();
+    assert_int_equal(ms_ctx_new(f.model, &cp, &ctx), MS_ERR_BACKEND);
+    assert_non_null(strstr(tu_log_text(), "CUDA device 99"));
+    cp.device_index = 0;
+    cp.max_tokens = 1 << 30; /* scratch for a billion tokens: does not fit */
+    assert_int_equal(ms_ctx_new(f.model, &cp, &ctx), MS_ERR_BACKEND);
+    assert_non_null(strstr(tu_log_text(), "does not fit"));
+    ms_set_log(NULL, NULL);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        fprintf(stderr, "test_cuda_backend: SKIP: no CUDA device (%s)\n",
+                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        fprintf(stderr, "test_cuda_backend: device 0 = %s\n", prop.name);
+    /* MS_TEST_FILTER=test_gpu_invariants runs one test (e.g. under compute-sanitizer) */
+    if (getenv("MS_TEST_FILTER")) cmocka_set_test_filter(getenv("MS_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_device),
+        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_random_vs_cpu),
+        cmocka_unit_test(test_gpu_invariants),
+        cmocka_unit_test(test_bf16),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
