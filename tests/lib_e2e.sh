@@ -45,6 +45,17 @@ same_scores() {
         END { if (!bad && FNR != n) { print "line counts " n " vs " FNR; exit 1 } exit bad }' "$1" "$2"
 }
 
+# same_track A B: bedGraph files agree: same lines and coordinates, values within 1e-4
+# relative + 1e-5 absolute (batching changes float rounding in the last printed digit).
+same_track() {
+    awk -F'\t' 'NR == FNR { a[FNR] = $0; n = FNR; next }
+        { split(a[FNR], x, "\t")
+          if (x[1] != $1 || x[2] != $2 || x[3] != $3) { print "line " FNR ": " a[FNR] " vs " $0; bad = 1; exit 1 }
+          d = x[4] - $4; if (d < 0) d = -d; m = $4 < 0 ? -$4 : $4
+          if (d > 1e-5 + 1e-4 * m) { print "line " FNR ": " a[FNR] " vs " $0; bad = 1; exit 1 } }
+        END { if (!bad && FNR != n) { print "line counts " n " vs " FNR; exit 1 } exit bad }' "$1" "$2"
+}
+
 # The test model: the shared tiny Mamba-1 fixture with a plant-dnamamba vocab.txt (so it has
 # an alphabet and a <bos> token), made per run.
 make_dna_model() {
