@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "log.h"
 #include "random_model.h"
@@ -20,7 +21,7 @@ typedef struct {
     ms_cli_common c;
     const char *arch;
     int64_t tokens;
-    int reads, read_len, decode_steps, d_model, n_layer;
+    int reads, read_len, reads_per_call, decode_steps, d_model, n_layer;
     const char *decode_batches;
 } bench_opts;
 
@@ -82,6 +83,39 @@ static double bench_stream(const bench_opts *o, ms_ctx *ctx, const ms_model_info
     return o->tokens / dt;
 }
 
+/* `n_reads` reads of `len` tokens, `per_call` at a time (one call each), every read from a
+ * fresh state; one warm-up call first. Returns tokens/s. */
+static double bench_reads(ms_ctx *ctx, const ms_model_info *info, int n_reads, int len,
+                          int per_call)
+{
+    ms_stream **s = calloc(per_call, sizeof *s);
+    ms_chunk *c = calloc(per_call, sizeof *c);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)n_reads * len);
+    float *lg = malloc(sizeof(float) * (size_t)per_call * len * 4);
+    int cols[4] = {0, 1, 2, 3};
+    double rate = 0;
+    for (int i = 0; i < per_call; i++)
+        if (ms_stream_new(ctx, &s[i]) != MS_OK) goto done;
+    fill_tokens(tok, (size_t)n_reads * len, info->n_vocab, 5);
+    for (int pass = 0; pass < 2; pass++) { /* pass 0: one call of warm-up */
+        double t0 = ms_now();
+        for (int r0 = 0; r0 < n_reads; r0 += per_call) {
+            const int n = n_reads - r0 < per_call ? n_reads - r0 : per_call;
+            for (int i = 0; i < n; i++) {
+                ms_stream_reset(s[i]);
+                c[i] = (ms_chunk){s[i], tok + (size_t)(r0 + i) * len, len};
+            }
+            if (ms_forward_cols(ctx, c, n, cols, 4, lg, NULL) != MS_OK) goto done;
+            if (!pass) break;
+        }
+        rate = (double)n_reads * len / (ms_now() - t0);
+    }
+done:
+    for (int i = 0; i < per_call; i++) ms_stream_free(s[i]);
+    free(s); free(c); free(tok); free(lg);
+    return rate;
+}
+
 /* `n_streams` streams fed `steps` chunks of `len` tokens each, all in one call per step. */
 static double bench_batch(ms_ctx *ctx, const ms_model_info *info, int n_streams, int len, int steps)
 {
@@ -110,7 +144,7 @@ static int run_arch(const bench_opts *o, const char *model_dir, const char *labe
 {
     ms_cli_common c = o->c;
     c.model_dir = model_dir;
-    int max_b = o->reads;
+    int max_b = o->reads_per_call;
     const char *p = o->decode_batches;
     while (p && *p) {
         int b = atoi(p);
@@ -118,7 +152,7 @@ static int run_arch(const bench_opts *o, const char *model_dir, const char *labe
         p = strchr(p, ',');
         if (p) p++;
     }
-    int64_t max_tokens = (int64_t)o->reads * o->read_len;
+    int64_t max_tokens = (int64_t)o->reads_per_call * o->read_len;
     if (o->c.chunk > max_tokens) max_tokens = o->c.chunk;
     if (max_b > max_tokens) max_tokens = max_b;
     ms_model *model;
@@ -129,8 +163,9 @@ static int run_arch(const bench_opts *o, const char *model_dir, const char *labe
     printf("| %s | one stream, %lld tokens, chunk %d | %.0f tok/s |\n", label, (long long)o->tokens,
            o->c.chunk, r);
     fflush(stdout);
-    r = bench_batch(ctx, info, o->reads, o->read_len, 1);
-    printf("| %s | %d reads x %d tokens | %.0f tok/s |\n", label, o->reads, o->read_len, r);
+    r = bench_reads(ctx, info, o->reads, o->read_len, o->reads_per_call);
+    printf("| %s | %d reads x %d tokens (%d per call) | %.0f tok/s |\n", label, o->reads,
+           o->read_len, o->reads_per_call, r);
     fflush(stdout);
     p = o->decode_batches;
     while (p && *p) {
@@ -141,6 +176,10 @@ static int run_arch(const bench_opts *o, const char *model_dir, const char *labe
         p = strchr(p, ',');
         if (p) p++;
     }
+    const size_t peak = ms_ctx_peak_device_bytes(ctx);
+    if (peak)
+        printf("| %s | peak device memory (weights + scratch + states) | %.2f GiB |\n", label,
+               peak / 1073741824.0);
     ms_ctx_free(ctx);
     ms_model_free(model);
     return 0;
@@ -162,6 +201,7 @@ static void usage(FILE *f)
 "  --tokens N          length of the long stream [4096 on cpu, 1048576 on cuda]\n"
 "  --chunk N           chunk length for the long stream [2048 on cpu, 65536 on cuda]\n"
 "  --reads N           reads in the batch workload [16 on cpu, 4096 on cuda]\n"
+"  --reads-per-call N  reads batched into one forward call [16 on cpu, 512 on cuda]\n"
 "  --read-len N        tokens per read [160]\n"
 "  --decode B,B,..     decode batch sizes [1,16 on cpu; 1,64,1024 on cuda]\n"
 "  --decode-steps N    decode steps timed [32]\n"
@@ -181,11 +221,11 @@ int ms_cmd_bench(int argc, char **argv)
     const char *model_dir = NULL;
     int prec_set = 0;
     enum { O_ARCH = 256, O_MODEL, O_DM, O_NL, O_TOK, O_CHUNK, O_READS, O_RLEN, O_DEC, O_DSTEPS,
-           O_DEVICE, O_PREC, O_THREADS };
+           O_DEVICE, O_PREC, O_THREADS, O_RPC };
     static const struct option opts[] = {
         {"arch", 1, 0, O_ARCH}, {"model", 1, 0, O_MODEL}, {"d-model", 1, 0, O_DM},
         {"n-layer", 1, 0, O_NL}, {"tokens", 1, 0, O_TOK}, {"chunk", 1, 0, O_CHUNK},
-        {"reads", 1, 0, O_READS}, {"read-len", 1, 0, O_RLEN}, {"decode", 1, 0, O_DEC},
+        {"reads", 1, 0, O_READS}, {"read-len", 1, 0, O_RLEN}, {"reads-per-call", 1, 0, O_RPC}, {"decode", 1, 0, O_DEC},
         {"decode-steps", 1, 0, O_DSTEPS}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PREC},
         {"threads", 1, 0, O_THREADS}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
@@ -201,6 +241,7 @@ int ms_cmd_bench(int argc, char **argv)
         case O_CHUNK: bad |= (v = ms_cli_parse_int("--chunk", optarg, 1, 1 << 22)) < 0; o.c.chunk = (int)v; break;
         case O_READS: bad |= (v = ms_cli_parse_int("--reads", optarg, 1, 1 << 20)) < 0; o.reads = (int)v; break;
         case O_RLEN: bad |= (v = ms_cli_parse_int("--read-len", optarg, 1, 1 << 20)) < 0; o.read_len = (int)v; break;
+        case O_RPC: bad |= (v = ms_cli_parse_int("--reads-per-call", optarg, 1, 1 << 20)) < 0; o.reads_per_call = (int)v; break;
         case O_DEC: o.decode_batches = optarg; break;
         case O_DSTEPS: bad |= (v = ms_cli_parse_int("--decode-steps", optarg, 1, 1 << 20)) < 0; o.decode_steps = (int)v; break;
         case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.c) != 0; break;
@@ -215,6 +256,8 @@ int ms_cmd_bench(int argc, char **argv)
     if (!o.tokens) o.tokens = gpu ? 1048576 : 4096;
     if (!o.c.chunk) o.c.chunk = gpu ? 65536 : 2048;
     if (!o.reads) o.reads = gpu ? 4096 : 16;
+    if (!o.reads_per_call) o.reads_per_call = gpu ? 512 : 16;
+    if (o.reads_per_call > o.reads) o.reads_per_call = o.reads;
     if (!o.decode_batches) o.decode_batches = gpu ? "1,64,1024" : "1,16";
     if (!prec_set && gpu) o.c.precision = MS_PREC_BF16;
 

@@ -68,6 +68,14 @@ typedef struct {
     void *head_sel;                  /* [V][D] act: the head's selected rows */
     float *ws_h;                     /* [cap_slots][E][N] scan workspace */
     float *ws_dtsum;                 /* [cap_slots][E] */
+    /* Mamba-2 SSD scan (ssd_scan.cu), Q = cap_seg segments of L = seg_len rows */
+    float *ssd_dt, *ssd_cum;         /* [Q][H][L] */
+    float *ssd_cb;                   /* [Q][G][L][L] */
+    void *ssd_m;                     /* [Q][H][L][L] act */
+    void *ssd_xs, *ssd_yi, *ssd_ys;  /* [Q][L][E] act */
+    float *ssd_S;                    /* [Q][H][P][N] */
+    void *ssd_hin;                   /* [Q][H][P][N] act */
+    void **ssd_ptrs;                 /* [3 Q G + 9 Q H] batched-product pointer tables */
     void *blas_ws;                   /* cuBLAS workspace (fixed: graph capture safe) */
 
     unsigned char *batch_dev, *batch_host; /* packed batch, device and pinned host */
@@ -76,6 +84,13 @@ typedef struct {
     void **allocs;                   /* every cudaMalloc, for free */
     int n_allocs, cap_allocs;
     size_t weight_bytes, scratch_bytes;
+    /* the last forward's work as a CUDA graph, replayed while the batch's shape repeats
+     * (decode: one token per stream per call) */
+    cudaGraphExec_t graph;
+    int graph_key[10];
+    int use_graphs;
+    int n_states;                    /* live stream states */
+    size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
 
 #define CU_TRY(call, what)                                                                 \
@@ -129,8 +144,12 @@ static int seg_len_for(const ms_config *c)
 {
     const char *env = getenv("MS_CUDA_SEG_LEN"); /* test knob: force multi-segment scans */
     if (env && atoi(env) > 0) return atoi(env);
-    return c->d_state <= 16 ? 256 : 512;
+    return c->arch == MS_ARCH_MAMBA2 ? 128 : 256; /* M2: the SSD chunk length */
 }
+
+/* Mamba-2 batches whose longest chunk is shorter than this take the recurrent scan (decode,
+ * short pieces); longer ones the SSD form, whose cost per segment is set by L, not n. */
+#define SSD_MIN_LEN 32
 
 static size_t weights_bytes(const ms_config *c, size_t esz)
 {
@@ -239,11 +258,15 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
 {
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = c->n_vocab;
     const size_t e = g->esz;
+    const int m2 = c->arch == MS_ARCH_MAMBA2;
+    const size_t Q = m2 ? (size_t)g->cap_seg : 0, L = g->seg_len;
+    const size_t H = c->n_heads, G = c->n_groups;
     struct { void **p; size_t n; } b[] = {
         {(void **)&g->resid, T * D * 4},
         {&g->hs, T * D * e},
         {&g->proj, T * (size_t)ms_in_proj_rows(c) * e},
-        {&g->xc, T * (size_t)ms_conv_dim(c) * e},
+        /* + L rows: the SSD products read up to L - 1 rows past a segment (zeroed below) */
+        {&g->xc, (T + (m2 ? L : 0)) * (size_t)ms_conv_dim(c) * e},
         {&g->xdbl, c->arch == MS_ARCH_MAMBA1 ? T * (size_t)(c->dt_rank + 2 * N) * e : 0},
         {&g->dtb, c->arch == MS_ARCH_MAMBA1 ? T * E * e : 0},
         {&g->y, T * E * e},
@@ -254,15 +277,38 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
         {(void **)&g->ws_dtsum, (size_t)g->cap_slots * E * 4},
         {&g->blas_ws, (size_t)32 << 20},
         {(void **)&g->batch_dev, g->batch_cap},
+        {(void **)&g->ssd_dt, Q * H * L * 4},
+        {(void **)&g->ssd_cum, Q * H * L * 4},
+        {(void **)&g->ssd_cb, Q * G * L * L * 4},
+        {&g->ssd_m, Q * H * L * L * e},
+        {&g->ssd_xs, Q * L * E * e},
+        {&g->ssd_yi, Q * L * E * e},
+        {&g->ssd_ys, Q * L * E * e},
+        {(void **)&g->ssd_S, Q * E * N * 4},
+        {&g->ssd_hin, Q * E * N * e},
+        {(void **)&g->ssd_ptrs, (3 * Q * G + 9 * Q * H) * sizeof(void *)},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) total += b[i].n;
     g->scratch_bytes = total;
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
         if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
+        /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
+        if (b[i].n) CU_TRY(cudaMemset(*b[i].p, 0, b[i].n), "cudaMemset (scratch)");
     }
     (void)S;
     return MS_OK;
+}
+
+/* Device bytes of the Mamba-2 SSD buffers (alloc_scratch), for the fit check. */
+static size_t ssd_bytes(const cu_ctx *g, const ms_config *c)
+{
+    if (c->arch != MS_ARCH_MAMBA2) return 0;
+    const size_t Q = g->cap_seg, L = g->seg_len, H = c->n_heads, G = c->n_groups;
+    const size_t E = c->d_inner, N = c->d_state, e = g->esz;
+    return Q * (2 * H * L * 4 + G * L * L * 4 + H * L * L * e + 3 * L * E * e + E * N * (4 + e) +
+                (3 * G + 9 * H) * sizeof(void *)) +
+           L * (size_t)ms_conv_dim(c) * e;
 }
 
 static void cu_free(ms_ctx *ctx);
@@ -304,12 +350,17 @@ static int cu_init(ms_ctx *ctx)
     g->cdt = g->dt == MS_CU_BF16 ? CUDA_R_16BF : g->dt == MS_CU_F16 ? CUDA_R_16F : CUDA_R_32F;
     g->esz = g->dt == MS_CU_F32 ? 4 : 2;
 
+    const char *genv = getenv("MS_CUDA_GRAPHS"); /* 0: no graphs (debugging, comparison) */
+    g->use_graphs = !(genv && !strcmp(genv, "0"));
     g->cap_tokens = p->max_tokens;
     g->cap_streams = p->max_streams;
     g->seg_len = seg_len_for(c);
     g->cap_seg = p->max_tokens / g->seg_len + p->max_streams + 1;
     /* a chunk of n > seg_len tokens has ceil(n / seg_len) <= 2 n / seg_len segments */
     g->cap_slots = 2 * (p->max_tokens / g->seg_len) + 2;
+    /* Mamba-2 runs the recurrent scan only for chunks shorter than SSD_MIN_LEN: one
+     * segment each unless the segment length was forced below that */
+    if (c->arch == MS_ARCH_MAMBA2 && g->seg_len >= SSD_MIN_LEN) g->cap_slots = 0;
     g->batch_cap = batch_bytes(g->cap_streams, g->cap_seg, g->cap_tokens, c->n_vocab) + 64;
 
     /* Does it fit? Weights plus scratch against the device's free memory. */
@@ -321,7 +372,8 @@ static int cu_init(ms_ctx *ctx)
                     ((size_t)cc->d_model * (8 + g->esz) + (size_t)ms_in_proj_rows(cc) * g->esz +
                      (size_t)ms_conv_dim(cc) * g->esz + (size_t)cc->d_inner * 2 * g->esz +
                      (size_t)(cc->dt_rank + 2 * cc->d_state) * g->esz + (size_t)cc->n_vocab * 4) +
-                (size_t)g->cap_slots * cc->d_inner * (cc->d_state + 1) * 4 + ((size_t)40 << 20);
+                (size_t)g->cap_slots * cc->d_inner * (cc->d_state + 1) * 4 + ((size_t)40 << 20) +
+                ssd_bytes(g, cc);
     if (wb + sb > free_b) {
         ms_error("model does not fit on CUDA device %d: needs %.1f MiB (weights %.1f MiB in %s + "
                  "scratch %.1f MiB for max_tokens %d), %.1f MiB free of %.1f MiB",
@@ -352,6 +404,7 @@ static int cu_init(ms_ctx *ctx)
         return rc;
     }
     g->weight_bytes = wb;
+    g->peak_bytes = wb + g->scratch_bytes;
     BLAS_TRY(cublasSetWorkspace(g->blas, g->blas_ws, (size_t)32 << 20), "cublasSetWorkspace");
     return MS_OK;
 }
@@ -362,6 +415,7 @@ static void cu_free(ms_ctx *ctx)
     if (!g) return;
     cudaSetDevice(g->device);
     if (g->stream) cudaStreamSynchronize(g->stream);
+    if (g->graph) cudaGraphExecDestroy(g->graph);
     for (int i = 0; i < g->n_allocs; i++) cudaFree(g->allocs[i]);
     free(g->allocs);
     if (g->batch_host) cudaFreeHost(g->batch_host);
@@ -388,6 +442,9 @@ static int cu_state_alloc(ms_ctx *ctx, ms_stream *s)
     }
     s->state = p;
     CU_TRY(cudaMemset(p, 0, state_bytes(ctx)), "cudaMemset (state)");
+    g->n_states++;
+    const size_t held = g->weight_bytes + g->scratch_bytes + g->n_states * state_bytes(ctx);
+    if (held > g->peak_bytes) g->peak_bytes = held;
     return MS_OK;
 }
 
@@ -395,8 +452,15 @@ static void cu_state_free(ms_ctx *ctx, ms_stream *s)
 {
     cu_ctx *g = ctx->impl;
     cudaSetDevice(g->device);
+    if (s->state) g->n_states--;
     cudaFree(s->state);
     s->state = NULL;
+}
+
+static size_t cu_peak_device_bytes(const ms_ctx *ctx)
+{
+    const cu_ctx *g = ctx->impl;
+    return g ? g->peak_bytes : 0;
 }
 
 static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
@@ -443,14 +507,16 @@ static int gemm(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const void *x,
 /* Pack the batch into batch_host, copy it to batch_dev and describe it in *bt. */
 static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int n_chunks,
                       const int *cols, int n_cols, ms_cu_batch *bt, int32_t **tokens_dev,
-                      int32_t **cols_dev, int *T_out)
+                      int32_t **cols_dev, int *T_out, int *use_ssd, size_t *nb_out)
 {
     const int L = g->seg_len;
-    int n_seg = 0, T = 0;
+    int n_seg = 0, T = 0, max_n = 0;
     for (int i = 0; i < n_chunks; i++) {
         n_seg += (chunks[i].n_tokens + L - 1) / L;
         T += chunks[i].n_tokens;
+        if (chunks[i].n_tokens > max_n) max_n = chunks[i].n_tokens;
     }
+    *use_ssd = c->arch == MS_ARCH_MAMBA2 && max_n >= SSD_MIN_LEN;
     const size_t nb = batch_bytes(n_chunks, n_seg, T, cols ? n_cols : 0);
     if (nb > g->batch_cap || n_seg > g->cap_seg) {
         ms_error("cuda backend: batch of %d chunks / %d tokens exceeds the context", n_chunks, T);
@@ -481,12 +547,11 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     }
     cseg[n_chunks] = s;
     if (cols) for (int i = 0; i < n_cols; i++) cl[i] = cols[i];
-    if (slot > g->cap_slots) {
+    if (!*use_ssd && slot > g->cap_slots) {
         ms_error("cuda backend: %d scan workspace slots needed, %d allocated", slot, g->cap_slots);
         return MS_ERR_BACKEND;
     }
-    CU_TRY(cudaMemcpyAsync(g->batch_dev, g->batch_host, nb, cudaMemcpyHostToDevice, g->stream),
-           "batch upload");
+    *nb_out = nb; /* the caller copies batch_host to batch_dev */
     const ptrdiff_t d = (unsigned char *)g->batch_dev - g->batch_host;
 #define DEV(p) ((void *)((unsigned char *)(p) + d))
     bt->state = DEV(st);
@@ -505,7 +570,6 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     bt->n_slots = slot;
     bt->multi = multi;
     *T_out = T;
-    (void)c;
     return MS_OK;
 }
 
@@ -546,7 +610,67 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
 }
 
-static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T)
+/* C[i] (ldc) = op(A[i]) op(B[i]) for i < batch: A, B in the activation type, C in ct. */
+static int gemm_batched(cu_ctx *g, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                        int k, void **A, int lda, void **B, int ldb, void **C, cudaDataType_t ct,
+                        int ldc, int batch, const char *what)
+{
+    const float alpha = 1.f, beta = 0.f;
+    BLAS_TRY(cublasGemmBatchedEx(g->blas, ta, tb, m, n, k, &alpha, (const void *const *)A, g->cdt,
+                                 lda, (const void *const *)B, g->cdt, ldb, &beta, C, ct, ldc, batch,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             what);
+    return MS_OK;
+}
+
+/* The SSD arguments of layer l (buffers as in ssd_scan.cu). */
+static ms_cu_ssd_args ssd_args(cu_ctx *g, const ms_config *c, int l)
+{
+    const cu_layer *w = &g->layers[l];
+    const int E = c->d_inner, N = c->d_state, G = c->n_groups, cd = ms_conv_dim(c);
+    return (ms_cu_ssd_args){
+        .x = g->xc, .ldx = cd, .B = ACT(g->xc, E), .C = ACT(g->xc, E + G * N), .ldbc = cd,
+        .dt_raw = ACT(g->proj, E + cd), .lddt = ms_in_proj_rows(c), .dt_bias = w->dt_bias,
+        .A = w->A, .D = w->D, .y = g->y, .ldy = E, .E = E, .N = N, .H = c->n_heads,
+        .P = c->head_dim, .G = G, .heads_per_group = c->n_heads / G, .L = g->seg_len,
+        .dt_min = c->dt_min, .dt_max = c->dt_max,
+        .state_off = layer_state_off(c, l) + ms_conv_state_floats(c),
+        .dt = g->ssd_dt, .cum = g->ssd_cum, .cb = g->ssd_cb, .S = g->ssd_S, .m = g->ssd_m,
+        .xs = g->ssd_xs, .yi = g->ssd_yi, .ys = g->ssd_ys, .hin = g->ssd_hin,
+    };
+}
+
+/* Mamba-2's scan in the SSD form: elementwise stages of ssd_scan.cu around four batched
+ * products (stage numbers as there). */
+static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
+{
+    const ms_cu_ssd_args a = ssd_args(g, c, l);
+    const int Q = bt->n_seg, L = a.L, N = a.N, P = a.P, E = a.E, ld = a.ldx;
+    const int QG = Q * a.G, QH = Q * a.H;
+    void **p = g->ssd_ptrs, **p2 = p + 3 * (size_t)QG;
+    int rc;
+    CU_TRY(ms_cu_ssd_stage(1, &a, g->dt, bt, g->stream), "ssd dt/cumsum kernel");
+    if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, L, L, N, p, ld, p + QG, ld, p + 2 * QG,
+                           CUDA_R_32F, L, QG, "ssd C B^T")))
+        return rc;
+    CU_TRY(ms_cu_ssd_stage(3, &a, g->dt, bt, g->stream), "ssd mask kernel");
+    if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_N, P, L, L, p2, ld, p2 + QH, L, p2 + 2 * QH,
+                           g->cdt, E, QH, "ssd intra-chunk x")))
+        return rc;
+    CU_TRY(ms_cu_ssd_stage(5, &a, g->dt, bt, g->stream), "ssd decayed x kernel");
+    if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_T, N, P, L, p2 + 3 * QH, ld, p2 + 4 * QH, E,
+                           p2 + 5 * QH, CUDA_R_32F, N, QH, "ssd chunk states")))
+        return rc;
+    CU_TRY(ms_cu_ssd_stage(7, &a, g->dt, bt, g->stream), "ssd state passing kernel");
+    if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, P, L, N, p2 + 6 * QH, N, p2 + 7 * QH, ld,
+                           p2 + 8 * QH, g->cdt, E, QH, "ssd state output")))
+        return rc;
+    CU_TRY(ms_cu_ssd_stage(9, &a, g->dt, bt, g->stream), "ssd combine kernel");
+    return MS_OK;
+}
+
+static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
+                        int use_ssd)
 {
     const cu_layer *w = &g->layers[l];
     const int D = c->d_model, E = c->d_inner, N = c->d_state, G = c->n_groups;
@@ -560,19 +684,72 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     CU_TRY(ms_cu_conv1d_silu(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off, w->conv_w,
                              w->conv_b, cd, c->d_conv, g->stream),
            "conv1d kernel");
-    ms_cu_scan_args a = {
-        .x = g->xc, .ldx = cd, .dt = ACT(g->proj, E + cd), .lddt = ldp, .dt_bias = w->dt_bias,
-        .A = w->A, .B = ACT(g->xc, E), .C = ACT(g->xc, E + G * N), .ldbc = cd, .D = w->D,
-        .z = NULL, .ldz = 0, .y = g->y, .ldy = E, .E = E, .N = N, .P = c->head_dim,
-        .heads_per_group = c->n_heads / G, .mamba2 = 1, .dt_min = c->dt_min, .dt_max = c->dt_max,
-        .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
-    };
-    CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
+    if (use_ssd) {
+        if ((rc = ssd_scan(g, c, l, bt))) return rc;
+    } else { /* short chunks (decode): the recurrent form */
+        ms_cu_scan_args a = {
+            .x = g->xc, .ldx = cd, .dt = ACT(g->proj, E + cd), .lddt = ldp, .dt_bias = w->dt_bias,
+            .A = w->A, .B = ACT(g->xc, E), .C = ACT(g->xc, E + G * N), .ldbc = cd, .D = w->D,
+            .z = NULL, .ldz = 0, .y = g->y, .ldy = E, .E = E, .N = N, .P = c->head_dim,
+            .heads_per_group = c->n_heads / G, .mamba2 = 1, .dt_min = c->dt_min, .dt_max = c->dt_max,
+            .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
+        };
+        CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
+    }
     CU_TRY(ms_cu_gated_rmsnorm(g->y, E, g->proj, ldp, g->dt, w->gnorm_w, c->norm_eps, T, E, G,
                                g->stream),
            "gated rmsnorm kernel");
     return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
 }
+
+/* Enqueue one forward's device work: batch upload, layers, head. Outputs stay on the
+ * device (g->logits [T][n_out], g->hidden). Everything enqueued here may be captured. */
+static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_in, size_t nb,
+                           const int32_t *tokens_dev, const int32_t *cols_dev, int T, int use_ssd,
+                           int has_cols, int n_cols, int want_logits, int want_hidden)
+{
+    const int D = c->d_model, V = c->n_vocab;
+    const ms_cu_batch bt = *bt_in;
+    int rc;
+    CU_TRY(cudaMemcpyAsync(g->batch_dev, g->batch_host, nb, cudaMemcpyHostToDevice, g->stream),
+           "batch upload");
+    if (use_ssd) { /* the products' pointer tables: same buffers in every layer */
+        const ms_cu_ssd_args a = ssd_args(g, c, 0);
+        CU_TRY(ms_cu_ssd_ptrs(&a, g->dt, &bt, g->ssd_ptrs, g->stream), "ssd pointer kernel");
+    }
+
+    CU_TRY(ms_cu_embed(g->resid, g->emb, tokens_dev, T, D, g->stream), "embedding kernel");
+    const float *pending_bias = NULL; /* the previous out_proj's bias, added by the next norm */
+    for (int l = 0; l < c->n_layer; l++) {
+        const cu_layer *w = &g->layers[l];
+        CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w, w->norm_b,
+                              c->norm_eps, c->rms_norm, T, D, g->stream),
+               "norm kernel");
+        rc = c->arch == MS_ARCH_MAMBA1 ? mixer_mamba1(g, c, l, &bt, T)
+                                       : mixer_mamba2(g, c, l, &bt, T, use_ssd);
+        if (rc) return rc;
+        pending_bias = w->out_proj_b;
+    }
+    CU_TRY(ms_cu_add_norm(g->hs, g->dt, want_hidden ? g->hidden : NULL, g->resid, pending_bias,
+                          g->norm_f_w, g->norm_f_b, c->norm_eps, c->rms_norm, T, D, g->stream),
+           "final norm kernel");
+    if (want_logits) {
+        const void *head = g->head;
+        int n_out = V;
+        if (has_cols) {
+            CU_TRY(ms_cu_gather_rows(g->head_sel, g->head, g->dt, cols_dev, n_cols, D, g->stream),
+                   "head row gather kernel");
+            head = g->head_sel;
+            n_out = n_cols;
+        }
+        if ((rc = gemm(g, g->logits, CUDA_R_32F, n_out, g->hs, D, head, T, D, n_out, 0.f, "head")))
+            return rc;
+    }
+    return MS_OK;
+}
+
+/* Graphs only for small batches (launch-bound); large ones gain nothing from a replay. */
+#define GRAPH_MAX_TOKENS 4096
 
 static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
                       int n_cols, float *logits, float *hidden)
@@ -583,40 +760,52 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
     CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
     ms_cu_batch bt;
     int32_t *tokens_dev, *cols_dev;
-    int T, rc;
-    if ((rc = pack_batch(g, c, chunks, n_chunks, cols, n_cols, &bt, &tokens_dev, &cols_dev, &T)))
+    int T, rc, use_ssd;
+    size_t nb;
+    if ((rc = pack_batch(g, c, chunks, n_chunks, cols, n_cols, &bt, &tokens_dev, &cols_dev, &T,
+                         &use_ssd, &nb)))
         return rc;
-
-    CU_TRY(ms_cu_embed(g->resid, g->emb, tokens_dev, T, D, g->stream), "embedding kernel");
-    const float *pending_bias = NULL; /* the previous out_proj's bias, added by the next norm */
-    for (int l = 0; l < c->n_layer; l++) {
-        const cu_layer *w = &g->layers[l];
-        CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w, w->norm_b,
-                              c->norm_eps, c->rms_norm, T, D, g->stream),
-               "norm kernel");
-        rc = c->arch == MS_ARCH_MAMBA1 ? mixer_mamba1(g, c, l, &bt, T)
-                                       : mixer_mamba2(g, c, l, &bt, T);
+    const int has_cols = cols != NULL, n_out = cols ? n_cols : V;
+    if (!g->use_graphs || T > GRAPH_MAX_TOKENS) {
+        rc = enqueue_forward(g, c, &bt, nb, tokens_dev, cols_dev, T, use_ssd, has_cols, n_cols,
+                             logits != NULL, hidden != NULL);
         if (rc) return rc;
-        pending_bias = w->out_proj_b;
-    }
-    CU_TRY(ms_cu_add_norm(g->hs, g->dt, hidden ? g->hidden : NULL, g->resid, pending_bias,
-                          g->norm_f_w, g->norm_f_b, c->norm_eps, c->rms_norm, T, D, g->stream),
-           "final norm kernel");
-    int n_out = V;
-    if (logits) {
-        const void *head = g->head;
-        if (cols) {
-            CU_TRY(ms_cu_gather_rows(g->head_sel, g->head, g->dt, cols_dev, n_cols, D, g->stream),
-                   "head row gather kernel");
-            head = g->head_sel;
-            n_out = n_cols;
+    } else {
+        /* everything a kernel argument or the batch layout depends on */
+        const int key[10] = {n_chunks, T, bt.n_seg, bt.n_slots, bt.multi, use_ssd, has_cols,
+                             n_cols, logits != NULL, hidden != NULL};
+        if (!g->graph || memcmp(key, g->graph_key, sizeof key)) {
+            if (g->graph) {
+                cudaGraphExecDestroy(g->graph);
+                g->graph = NULL;
+            }
+            cudaGraph_t graph = NULL;
+            CU_TRY(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal),
+                   "cudaStreamBeginCapture");
+            rc = enqueue_forward(g, c, &bt, nb, tokens_dev, cols_dev, T, use_ssd, has_cols,
+                                 n_cols, logits != NULL, hidden != NULL);
+            cudaError_t e = cudaStreamEndCapture(g->stream, &graph);
+            if (rc || e != cudaSuccess) {
+                if (graph) cudaGraphDestroy(graph);
+                cudaGetLastError();
+                if (!rc) ms_error("cuda backend: graph capture failed: %s", cudaGetErrorString(e));
+                return rc ? rc : MS_ERR_BACKEND;
+            }
+            e = cudaGraphInstantiate(&g->graph, graph, 0);
+            cudaGraphDestroy(graph);
+            if (e != cudaSuccess) {
+                g->graph = NULL;
+                ms_error("cuda backend: cudaGraphInstantiate failed: %s", cudaGetErrorString(e));
+                return MS_ERR_BACKEND;
+            }
+            memcpy(g->graph_key, key, sizeof key);
         }
-        if ((rc = gemm(g, g->logits, CUDA_R_32F, n_out, g->hs, D, head, T, D, n_out, 0.f, "head")))
-            return rc;
+        CU_TRY(cudaGraphLaunch(g->graph, g->stream), "cudaGraphLaunch");
+    }
+    if (logits)
         CU_TRY(cudaMemcpyAsync(logits, g->logits, sizeof(float) * T * n_out,
                                cudaMemcpyDeviceToHost, g->stream),
                "logits download");
-    }
     if (hidden)
         CU_TRY(cudaMemcpyAsync(hidden, g->hidden, sizeof(float) * T * D, cudaMemcpyDeviceToHost,
                                g->stream),
@@ -635,6 +824,7 @@ static const ms_backend_ops cuda_ops = {
     .state_get = cu_state_get,
     .state_set = cu_state_set,
     .forward = cu_forward,
+    .peak_device_bytes = cu_peak_device_bytes,
 };
 
 const ms_backend_ops *ms_cuda_backend(void) { return &cuda_ops; }

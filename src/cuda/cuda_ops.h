@@ -85,6 +85,33 @@ typedef struct {
 cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
                                  cudaStream_t stream);
 
+/* Mamba-2's scan in the SSD chunked form (ssd_scan.cu): segments of the batch are the SSD
+ * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg):
+ *   dt, cum float [Q][H][L];  cb float [Q][G][L][L];  m act [Q][H][L][L];
+ *   xs, yi, ys act [Q][L][E];  S float [Q][H][P][N];  hin act [Q][H][P][N].
+ * x, B, C are read up to L - 1 rows past a segment's end (rows that must hold finite
+ * values: the caller keeps L spare rows, zeroed once, after its token rows). */
+typedef struct {
+    const void *x; int ldx;       /* [T][E] (conv output) */
+    const void *B, *C; int ldbc;  /* [T][G*N] */
+    const void *dt_raw; int lddt; /* [T][H] before bias + softplus */
+    const float *dt_bias, *A, *D; /* [H] each; A = -exp(A_log) */
+    void *y; int ldy;             /* [T][E] */
+    int E, N, H, P, G, heads_per_group, L;
+    float dt_min, dt_max;
+    size_t state_off;             /* layer offset (floats) of the SSM state in a state block */
+    float *dt, *cum, *cb, *S;
+    void *m, *xs, *yi, *ys, *hin;
+} ms_cu_ssd_args;
+/* Elementwise stage 1, 3, 5, 7 or 9 of ssd_scan.cu (the even stages are cuBLAS products). */
+cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu_dtype dt,
+                            const ms_cu_batch *bt, cudaStream_t stream);
+/* The pointer tables of the batched products, ptrs [3 Q G + 9 Q H]:
+ *   [0, 3QG): stage 2's B, C, cb per (q, g); then stages 4 (x, m, yi), 6 (B, xs, S) and
+ *   8 (hin, C, ys), three tables of QH each per stage, batch index q * H + h. */
+cudaError_t ms_cu_ssd_ptrs(const ms_cu_ssd_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
+                           void **ptrs, cudaStream_t stream);
+
 /* Mamba-2 gated RMSNorm per group of E/G channels, in place on y (ld ldy):
  *   y = y * silu(z);  y = y / sqrt(mean_group(y^2) + eps) * w. */
 cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int ldz, ms_cu_dtype dt,

@@ -20,7 +20,47 @@
 //   lane holding states n = lane + j * S (j < 16) in registers; y's sum over n is a
 //   shuffle reduction within the S lanes.
 // Grid (pass 2): (ceil(E * N / 256), n_chunks), 256 threads, one (c, n) per thread.
+// exp(d A) is computed as exp2(d * A log2(e)) (one MUFU op; exp2f's error is <= 2 ulp).
+// VEC (Mamba-1, N = 16, one lane per channel, 16-byte aligned rows): a token's 16 B and
+// 16 C values are read with 16-byte loads instead of one element at a time.
+#include <stdint.h>
+#include <type_traits>
+
 #include "cuda_dtype.cuh"
+
+#define MS_LOG2E 1.4426950408889634f
+
+/* out[0..15] = p[0..15] with 16-byte loads; p 16-byte aligned. */
+__device__ __forceinline__ void ld16(const float *p, float *out)
+{
+#pragma unroll
+    for (int v = 0; v < 4; v++) {
+        const float4 q = reinterpret_cast<const float4 *>(p)[v];
+        out[4 * v] = q.x; out[4 * v + 1] = q.y; out[4 * v + 2] = q.z; out[4 * v + 3] = q.w;
+    }
+}
+template <typename H2>
+__device__ __forceinline__ float2 h2f2(H2 x);
+template <> __device__ __forceinline__ float2 h2f2(__nv_bfloat162 x) { return __bfloat1622float2(x); }
+template <> __device__ __forceinline__ float2 h2f2(__half2 x) { return __half22float2(x); }
+template <typename T>
+__device__ __forceinline__ void ld16(const T *p, float *out)
+{
+    typedef typename std::conditional<std::is_same<T, __half>::value, __half2, __nv_bfloat162>::type H2;
+#pragma unroll
+    for (int v = 0; v < 2; v++) {
+        const uint4 q = reinterpret_cast<const uint4 *>(p)[v];
+        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            H2 h;
+            memcpy(&h, &w[k], 4);
+            const float2 f = h2f2(h);
+            out[8 * v + 2 * k] = f.x;
+            out[8 * v + 2 * k + 1] = f.y;
+        }
+    }
+}
 
 
 template <typename T>
@@ -34,7 +74,7 @@ __device__ __forceinline__ float scan_dt(const ms_cu_scan_args &a, const T *dt, 
 }
 
 /* pass 1 (out = 0) and pass 3 (out = 1) */
-template <typename T, int S, int NPER>
+template <typename T, int S, int NPER, bool VEC>
 __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
 {
     const int gid = blockIdx.x * blockDim.x + threadIdx.x;
@@ -59,12 +99,12 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
         h[j] = 0.f;
         A[j] = 0.f;
         if (n < N) {
-            A[j] = a.mamba2 ? a.A[hd] : a.A[(size_t)c * N + n];
+            A[j] = (a.mamba2 ? a.A[hd] : a.A[(size_t)c * N + n]) * MS_LOG2E;
             if (out) h[j] = st[n];
         }
     }
     const float Dh = out ? a.D[hd] : 0.f;
-    const float Ah = a.mamba2 ? a.A[hd] : 0.f;
+    const float Ah = a.mamba2 ? a.A[hd] * MS_LOG2E : 0.f;
     const size_t bc_off = (size_t)g * N;
     float dtsum = 0.f;
     for (int i = 0; i < n_tok; i++) {
@@ -73,16 +113,21 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
         const float xv = ms_ld(x + (size_t)t * a.ldx + c);
         const T *Bt = B + (size_t)t * a.ldbc + bc_off, *Ct = C + (size_t)t * a.ldbc + bc_off;
         dtsum += d;
-        const float dA_head = a.mamba2 ? expf(d * Ah) : 0.f; /* Mamba-2: one decay per head */
+        const float dA_head = a.mamba2 ? exp2f(d * Ah) : 0.f; /* Mamba-2: one decay per head */
         float acc = 0.f;
+        float bv[VEC ? NPER : 1], cv[VEC ? NPER : 1];
+        if (VEC) {
+            ld16(Bt, bv);
+            if (out) ld16(Ct, cv);
+        }
 #pragma unroll
         for (int j = 0; j < NPER; j++) {
             const int n = lane + j * S;
             if (n < N) {
-                const float dA = a.mamba2 ? dA_head : expf(d * A[j]);
-                h[j] = a.mamba2 ? dA * h[j] + d * xv * ms_ld(Bt + n)
-                                : dA * h[j] + d * ms_ld(Bt + n) * xv;
-                if (out) acc += h[j] * ms_ld(Ct + n);
+                const float dA = a.mamba2 ? dA_head : exp2f(d * A[j]);
+                const float bn = VEC ? bv[VEC ? j : 0] : ms_ld(Bt + n);
+                h[j] = a.mamba2 ? dA * h[j] + d * xv * bn : dA * h[j] + d * bn * xv;
+                if (out) acc += h[j] * (VEC ? cv[VEC ? j : 0] : ms_ld(Ct + n));
             }
         }
         if (out) {
@@ -126,20 +171,20 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
 
 /* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
  * Mamba-1's N = 16 (no shuffles, the per-token work done once); 8 lanes for N = 128. */
-template <typename T, int S>
+template <typename T, int S, bool VEC>
 static cudaError_t scan_launch_s(const ms_cu_scan_args *a, const ms_cu_batch *bt,
                                  cudaStream_t stream)
 {
     dim3 grid((unsigned)(((size_t)a->E * S + 127) / 128), bt->n_seg);
     cudaError_t e;
     if (bt->multi) {
-        scan_kernel<T, S, 16><<<grid, 128, 0, stream>>>(*a, *bt, 0);
+        scan_kernel<T, S, 16, VEC><<<grid, 128, 0, stream>>>(*a, *bt, 0);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
         dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
         scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
     }
-    scan_kernel<T, S, 16><<<grid, 128, 0, stream>>>(*a, *bt, 1);
+    scan_kernel<T, S, 16, VEC><<<grid, 128, 0, stream>>>(*a, *bt, 1);
     return cudaGetLastError();
 }
 
@@ -147,11 +192,15 @@ template <typename T>
 static cudaError_t scan_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt, cudaStream_t stream)
 {
     const int N = a->N;
-    if (N <= 16) return scan_launch_s<T, 1>(a, bt, stream);
-    if (N <= 32) return scan_launch_s<T, 2>(a, bt, stream);
-    if (N <= 64) return scan_launch_s<T, 4>(a, bt, stream);
-    if (N <= 128) return scan_launch_s<T, 8>(a, bt, stream);
-    return scan_launch_s<T, 16>(a, bt, stream);
+    /* 16-byte loads of B and C rows: 16 states in one lane, every row start aligned */
+    const bool vec = N == 16 && !a->mamba2 && (a->ldbc * sizeof(T)) % 16 == 0 &&
+                     (uintptr_t)a->B % 16 == 0 && (uintptr_t)a->C % 16 == 0;
+    if (vec) return scan_launch_s<T, 1, true>(a, bt, stream);
+    if (N <= 16) return scan_launch_s<T, 1, false>(a, bt, stream);
+    if (N <= 32) return scan_launch_s<T, 2, false>(a, bt, stream);
+    if (N <= 64) return scan_launch_s<T, 4, false>(a, bt, stream);
+    if (N <= 128) return scan_launch_s<T, 8, false>(a, bt, stream);
+    return scan_launch_s<T, 16, false>(a, bt, stream);
 }
 
 extern "C" cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt,

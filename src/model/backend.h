@@ -38,7 +38,16 @@ struct ms_backend_ops {
      * vocabulary entries cols[] per row (ms_forward_cols). */
     int (*forward)(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols, int n_cols,
                    float *logits, float *hidden);
+    /* Optional (NULL: not tracked): the most device memory the backend has held at once
+     * (weights + scratch + stream states), in bytes. */
+    size_t (*peak_device_bytes)(const ms_ctx *ctx);
 };
+
+/* The backend's peak device memory in bytes, 0 where it does not track it (CPU). */
+static inline size_t ms_ctx_peak_device_bytes(const ms_ctx *ctx)
+{
+    return ctx->ops->peak_device_bytes ? ctx->ops->peak_device_bytes(ctx) : 0;
+}
 
 const ms_backend_ops *ms_cpu_backend(void);
 /* NULL when this build has no CUDA backend. */

@@ -1,0 +1,226 @@
+// ssd_scan.cu - Mamba-2's scan in the SSD chunked form (the elementwise stages; the four
+// batched matrix products between them run through cuBLAS in cuda_backend.c).
+//
+// Each chunk of the batch is cut into segments ("SSD chunks") of at most L tokens
+// (ms_cu_batch; L = the segment length). For segment q (tokens t0 .. t0+n-1 of chunk i),
+// head h of group g, with d_t = clamp(softplus(dt_raw[t][h] + dt_bias[h])) and
+// cum_t = sum_{r <= t} d_r A[h] (inclusive, within the segment):
+//   y_t = sum_{s <= t} (C_t . B_s) exp(cum_t - cum_s) d_s x_s       intra-segment (matmuls)
+//       + exp(cum_t) C_t . h_in                                     from the start state
+//       + D[h] x_t
+//   h_out = exp(cum_{n-1}) h_in + sum_s exp(cum_{n-1} - cum_s) d_s x_s B_s^T
+// which is the recurrence h_t = exp(d_t A) h_{t-1} + d_t x_t B_t^T, y_t = C_t h_t + D x_t
+// regrouped (Dao & Gu 2024). h_in of a chunk's first segment is the stream's state
+// [H][P][N] (float32); the last segment's h_out is written back there.
+//
+// Stages (q < Q segments; rows s, t < L; buffers padded to L rows per segment, rows past
+// a segment's n are written as zeros or ignored):
+//   1 ssd_prep     dt[q][h][t] = d_t, cum[q][h][t]            Grid (Q, H), 32 threads
+//   2 GEMM         cb[q][g][t][s] = C_t . B_s                  (float32 out)
+//   3 ssd_mask     m[q][h][t][s] = s <= t < n ? cb * exp(cum_t - cum_s) * d_s : 0
+//                                                              Grid (Q * H), 256 threads
+//   4 GEMM         yi[q][t][hP + p] = sum_s m[t][s] x[s][hP + p]
+//   5 ssd_xs       xs[q][s][c] = s < n ? x_s d_s exp(cum_{n-1} - cum_s) : 0
+//                                                              Grid (L, Q), 256 threads
+//   6 GEMM         S[q][h][p][n] = sum_s xs[s][hP + p] B_s[n]  (float32 out)
+//   7 ssd_pass     per chunk, over its segments in order: hin[q] = h; h = exp(cum_{n-1}) h
+//                  + S[q]; the stream state gets the last h. Grid (ceil(E N / 256), chunks)
+//   8 GEMM         ys[q][t][hP + p] = sum_n hin[q][h][p][n] C_t[n]
+//   9 ssd_combine  y[t0 + t][c] = yi + exp(cum_t) ys + D[h] x   Grid (L, Q), 256 threads
+#include "cuda_dtype.cuh"
+
+template <typename T>
+__global__ void ssd_prep_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    const int q = blockIdx.x, h = blockIdx.y, lane = threadIdx.x, L = a.L;
+    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
+    const int per = (L + 31) / 32, i0 = lane * per;
+    const T *raw = (const T *)a.dt_raw;
+    float *dt = a.dt + ((size_t)q * a.H + h) * L, *cum = a.cum + ((size_t)q * a.H + h) * L;
+    const float Ah = a.A[h], bias = a.dt_bias[h];
+    float run = 0.f;
+    for (int i = i0; i < i0 + per && i < L; i++) {
+        float d = 0.f;
+        if (i < n) {
+            d = ms_softplus_f(ms_ld(raw + (size_t)(t0 + i) * a.lddt + h) + bias);
+            d = fminf(fmaxf(d, a.dt_min), a.dt_max);
+        }
+        dt[i] = d;
+        run += d * Ah;
+    }
+    /* exclusive scan of the lanes' sums */
+    float incl = run;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float v = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += v;
+    }
+    float acc = incl - run;
+    for (int i = i0; i < i0 + per && i < L; i++) {
+        acc += dt[i] * Ah;
+        cum[i] = acc;
+    }
+}
+
+template <typename T>
+__global__ void ssd_mask_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    extern __shared__ float sh[]; /* cum [L], dt [L] */
+    const int qh = blockIdx.x, q = qh / a.H, h = qh % a.H, L = a.L;
+    const int g = h / a.heads_per_group, n = bt.seg_n[q];
+    const float *cum = a.cum + (size_t)qh * L, *dt = a.dt + (size_t)qh * L;
+    for (int i = threadIdx.x; i < L; i += blockDim.x) {
+        sh[i] = cum[i];
+        sh[L + i] = dt[i];
+    }
+    __syncthreads();
+    const float *cb = a.cb + ((size_t)q * a.G + g) * L * L;
+    T *m = (T *)a.m + (size_t)qh * L * L;
+    for (int i = threadIdx.x; i < L * L; i += blockDim.x) {
+        const int t = i / L, s = i - t * L;
+        float v = 0.f;
+        if (s <= t && t < n) v = cb[i] * expf(sh[t] - sh[s]) * sh[L + s];
+        ms_st(m + i, v);
+    }
+}
+
+template <typename T>
+__global__ void ssd_xs_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    const int s = blockIdx.x, q = blockIdx.y, L = a.L;
+    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
+    const T *x = (const T *)a.x;
+    T *xs = (T *)a.xs + ((size_t)q * L + s) * a.E;
+    for (int c = threadIdx.x; c < a.E; c += blockDim.x) {
+        float v = 0.f;
+        if (s < n) {
+            const size_t qh = (size_t)q * a.H + c / a.P;
+            const float *cum = a.cum + qh * L;
+            v = ms_ld(x + (size_t)(t0 + s) * a.ldx + c) * a.dt[qh * L + s] *
+                expf(cum[n - 1] - cum[s]);
+        }
+        ms_st(xs + c, v);
+    }
+}
+
+template <typename T>
+__global__ void ssd_pass_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    const size_t HPN = (size_t)a.E * a.N;
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int ci = blockIdx.y;
+    if (i >= HPN) return;
+    const int h = (int)(i / ((size_t)a.P * a.N));
+    float *st = bt.state[ci] + a.state_off + i;
+    float hv = *st;
+    for (int q = bt.chunk_seg[ci]; q < bt.chunk_seg[ci + 1]; q++) {
+        ms_st((T *)a.hin + (size_t)q * HPN + i, hv);
+        const float decay = expf(a.cum[((size_t)q * a.H + h) * a.L + bt.seg_n[q] - 1]);
+        hv = decay * hv + a.S[(size_t)q * HPN + i];
+    }
+    *st = hv;
+}
+
+template <typename T>
+__global__ void ssd_combine_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    const int t = blockIdx.x, q = blockIdx.y, L = a.L;
+    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
+    if (t >= n) return;
+    const T *x = (const T *)a.x + (size_t)(t0 + t) * a.ldx;
+    const T *yi = (const T *)a.yi + ((size_t)q * L + t) * a.E;
+    const T *ys = (const T *)a.ys + ((size_t)q * L + t) * a.E;
+    T *y = (T *)a.y + (size_t)(t0 + t) * a.ldy;
+    for (int c = threadIdx.x; c < a.E; c += blockDim.x) {
+        const int h = c / a.P;
+        const float e = expf(a.cum[((size_t)q * a.H + h) * L + t]);
+        ms_st(y + c, ms_ld(yi + c) + e * ms_ld(ys + c) + a.D[h] * ms_ld(x + c));
+    }
+}
+
+/* Pointer tables of the four batched products (see ms_cu_ssd_ptrs in cuda_ops.h).
+ * Grid (Q, max(H, G)), 1 thread. */
+template <typename T>
+__global__ void ssd_ptrs_kernel(ms_cu_ssd_args a, ms_cu_batch bt, void **p)
+{
+    const int q = blockIdx.x, j = blockIdx.y, L = a.L, Q = bt.n_seg, N = a.N, E = a.E;
+    const T *xrow = (const T *)a.x + (size_t)bt.seg_start[q] * a.ldx;
+    const T *Brow = (const T *)a.B + (size_t)bt.seg_start[q] * a.ldbc;
+    const T *Crow = (const T *)a.C + (size_t)bt.seg_start[q] * a.ldbc;
+    const size_t QH = (size_t)Q * a.H, QG = (size_t)Q * a.G;
+    if (j < a.G) { /* GEMM 2: cb = B^T C per (q, g) */
+        const size_t b = (size_t)q * a.G + j;
+        p[0 * QG + b] = (void *)(Brow + (size_t)j * N);
+        p[1 * QG + b] = (void *)(Crow + (size_t)j * N);
+        p[2 * QG + b] = (void *)(a.cb + b * L * L);
+    }
+    if (j < a.H) {
+        const int g = j / a.heads_per_group;
+        const size_t b = (size_t)q * a.H + j;
+        void **p2 = p + 3 * QG;
+        /* GEMM 4: yi = x m */
+        p2[0 * QH + b] = (void *)(xrow + (size_t)j * a.P);
+        p2[1 * QH + b] = (void *)((T *)a.m + b * L * L);
+        p2[2 * QH + b] = (void *)((T *)a.yi + (size_t)q * L * E + (size_t)j * a.P);
+        /* GEMM 6: S = B xs^T */
+        p2[3 * QH + b] = (void *)(Brow + (size_t)g * N);
+        p2[4 * QH + b] = (void *)((T *)a.xs + (size_t)q * L * E + (size_t)j * a.P);
+        p2[5 * QH + b] = (void *)(a.S + b * a.P * N);
+        /* GEMM 8: ys = hin^T C */
+        p2[6 * QH + b] = (void *)((T *)a.hin + b * a.P * N);
+        p2[7 * QH + b] = (void *)(Crow + (size_t)g * N);
+        p2[8 * QH + b] = (void *)((T *)a.ys + (size_t)q * L * E + (size_t)j * a.P);
+    }
+}
+
+static cudaError_t ssd_check(const ms_cu_ssd_args *a, const ms_cu_batch *bt)
+{
+    /* prep keeps L / 32 tokens per lane; mask stages cum and dt of a segment in shared memory */
+    if (a->L < 1 || a->L > 1024 || a->P < 1 || a->H < 1 || a->G < 1 || a->H % a->G ||
+        a->heads_per_group != a->H / a->G || a->E != a->H * a->P || a->N < 1)
+        return cudaErrorInvalidValue;
+    if (bt->n_chunks > 65535 || bt->n_seg > 65535) return cudaErrorInvalidValue; /* grid y */
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t ms_cu_ssd_ptrs(const ms_cu_ssd_args *a, ms_cu_dtype dt,
+                                      const ms_cu_batch *bt, void **ptrs, cudaStream_t stream)
+{
+    cudaError_t e = ssd_check(a, bt);
+    if (e != cudaSuccess || bt->n_seg <= 0) return e;
+    dim3 grid(bt->n_seg, a->H > a->G ? a->H : a->G);
+    MS_DISPATCH(dt, X, ssd_ptrs_kernel<X><<<grid, 1, 0, stream>>>(*a, *bt, ptrs));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu_dtype dt,
+                                       const ms_cu_batch *bt, cudaStream_t stream)
+{
+    cudaError_t e = ssd_check(a, bt);
+    if (e != cudaSuccess || bt->n_seg <= 0) return e;
+    const int Q = bt->n_seg, L = a->L;
+    MS_DISPATCH(dt, X, {
+        switch (stage) {
+        case 1:
+            ssd_prep_kernel<X><<<dim3(Q, a->H), 32, 0, stream>>>(*a, *bt);
+            break;
+        case 3:
+            ssd_mask_kernel<X><<<Q * a->H, 256, 2 * L * sizeof(float), stream>>>(*a, *bt);
+            break;
+        case 5:
+            ssd_xs_kernel<X><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
+            break;
+        case 7: {
+            dim3 g((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
+            ssd_pass_kernel<X><<<g, 256, 0, stream>>>(*a, *bt);
+            break;
+        }
+        case 9:
+            ssd_combine_kernel<X><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
+            break;
+        default:
+            return cudaErrorInvalidValue;
+        }
+    });
+    return cudaGetLastError();
+}
