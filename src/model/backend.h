@@ -38,6 +38,12 @@ struct ms_backend_ops {
      * vocabulary entries cols[] per row (ms_forward_cols). */
     int (*forward)(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols, int n_cols,
                    float *logits, float *hidden);
+    /* Audio models (kept last so tables written with designated initializers stay valid;
+     * 0 = not supported): feature chunks through frontend.proj (ms_chunk.features), and
+     * the classifier head (logits over labels). ms_ctx_new refuses a model needing what
+     * the backend lacks, with one line saying so. */
+    int supports_features;
+    int supports_classifier;
 };
 
 const ms_backend_ops *ms_cpu_backend(void);
