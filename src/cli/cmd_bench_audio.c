@@ -51,7 +51,9 @@ static void usage(FILE *f)
 "Usage: mamba-stream bench-audio [--model DIR] [--seconds S] [--clips N] [--batch N]\n"
 "                                [--threads N] [--d-model D] [--layers L]\n"
 "Real-time factor and per-hop latency of the audio path on the CPU. Without --model, a\n"
-"random-weight keyword spotter: Mamba-1, d_model 128, 4 layers, 40 log-mel bins, 12 labels.\n");
+"random-weight keyword spotter: Mamba-1, d_model 128, 4 layers, 40 log-mel bins, 12 labels.\n"
+"  --write-model DIR   write that random model (with --d-model, --layers, --frontend\n"
+"                      logmel|mulaw) to DIR in the documented format and exit (test models)\n");
 }
 
 int ms_cmd_bench_audio(int argc, char **argv)
@@ -61,11 +63,15 @@ int ms_cmd_bench_audio(int argc, char **argv)
     int clips = 64, d_model = 128, n_layer = 4, ch, bad = 0;
     int64_t v;
     c.batch = 16;
-    enum { O_MODEL = 256, O_SECONDS, O_CLIPS, O_BATCH, O_THREADS, O_DMODEL, O_LAYERS };
+    const char *write_dir = NULL;
+    int mulaw = 0;
+    enum { O_MODEL = 256, O_SECONDS, O_CLIPS, O_BATCH, O_THREADS, O_DMODEL, O_LAYERS, O_WRITE,
+           O_FRONTEND };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"seconds", 1, 0, O_SECONDS}, {"clips", 1, 0, O_CLIPS},
         {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"d-model", 1, 0, O_DMODEL},
-        {"layers", 1, 0, O_LAYERS}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"layers", 1, 0, O_LAYERS}, {"write-model", 1, 0, O_WRITE}, {"frontend", 1, 0, O_FRONTEND},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -76,11 +82,27 @@ int ms_cmd_bench_audio(int argc, char **argv)
         case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; c.n_threads = (int)v; break;
         case O_DMODEL: bad |= (v = ms_cli_parse_int("--d-model", optarg, 16, 8192)) < 0; d_model = (int)v; break;
         case O_LAYERS: bad |= (v = ms_cli_parse_int("--layers", optarg, 1, 256)) < 0; n_layer = (int)v; break;
+        case O_WRITE: write_dir = optarg; break;
+        case O_FRONTEND:
+            mulaw = !strcmp(optarg, "mulaw");
+            if (!mulaw && strcmp(optarg, "logmel")) { fprintf(stderr, "mamba-stream: --frontend: logmel or mulaw\n"); bad = 1; }
+            break;
         case 'h': usage(stdout); return 0;
         default: bad = 1;
         }
     }
     if (bad || optind < argc) return 2;
+    if (write_dir) {
+        ms_random_spec spec = ms_random_spec_kws();
+        spec.d_model = d_model;
+        spec.n_layer = n_layer;
+        if (mulaw) { spec.frontend = MS_FRONTEND_MULAW; spec.vocab = 256; }
+        if (mkdir(write_dir, 0777) != 0 && access(write_dir, W_OK) != 0) {
+            ms_error("%s: cannot create the model directory", write_dir);
+            return 1;
+        }
+        return ms_random_model_write(&spec, write_dir) == MS_OK ? 0 : 1;
+    }
     char tmpdir[] = "/tmp/ms-bench-audio-XXXXXX", path[4200];
     int made = 0, rc = 1;
     const int chunk = 100;
