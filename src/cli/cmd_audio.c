@@ -289,6 +289,7 @@ static int run_live(const audio_opts *o, ms_ctx *ctx, const ms_model_info *info,
                      info->labels[label][0] != '_')
                 rc = ms_label_sink_detection(sink, t, info->labels[label], score);
         }
+        if (rc == MS_OK && o->posteriors && c->n > 0) rc = ms_label_sink_flush(sink);
         ms_audio_chunk_free(c);
     }
     int64_t dropped = __atomic_load_n(&reader->dropped_positions, __ATOMIC_RELAXED);

@@ -174,13 +174,19 @@ bad:
 }
 
 /* A WAV/AIFF whose header promises more data than the file holds: libsndfile reads what
- * is there and notes it in its log; a cut file is an error here, not a shorter clip. */
+ * is there and notes "data : N (should be M)" in its log; a cut file is an error here,
+ * not a shorter clip. Sizes from 0x7F000000 up are the "length unknown" placeholders of
+ * streamed WAVs (espeak-ng --stdout, sox to a pipe), not promises. */
 static int truncated(SNDFILE *sf)
 {
-    char log[4096];
+    char log[8192];
     sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log);
-    return strstr(log, "truncated") || strstr(log, "too long") || strstr(log, "Data length") ||
-           strstr(log, "should be");
+    for (const char *p = log; (p = strstr(p, "data")) != NULL; p++) {
+        unsigned long long n, m;
+        if (sscanf(p, "data : %llu (should be %llu)", &n, &m) == 2 && n > m && n < 0x7F000000ull)
+            return 1;
+    }
+    return 0;
 }
 
 int ms_audio_src_open(const char *path, const ms_raw_format *raw, int out_rate, int quality,

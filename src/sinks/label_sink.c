@@ -147,6 +147,12 @@ int ms_label_sink_detection(ms_label_sink *s, double time_s, const char *label, 
     return check(s);
 }
 
+int ms_label_sink_flush(ms_label_sink *s)
+{
+    fflush(s->f);
+    return check(s);
+}
+
 int ms_label_sink_close(ms_label_sink *s, int ok)
 {
     if (!s) return MS_OK;

@@ -23,6 +23,8 @@ int ms_label_sink_posteriors(ms_label_sink *s, const char *file, int64_t t, doub
                              const char *const *all_labels, const float *probs, int n);
 /* One live detection, flushed at once. */
 int ms_label_sink_detection(ms_label_sink *s, double time_s, const char *label, float score);
+/* Push out what is buffered (live mode: after each chunk's lines). */
+int ms_label_sink_flush(ms_label_sink *s);
 /* Finish: ok = 1 renames into place, 0 removes. Returns MS_OK or MS_ERR_IO. Frees s. */
 int ms_label_sink_close(ms_label_sink *s, int ok);
 
