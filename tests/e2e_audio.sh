@@ -74,6 +74,8 @@ cat yes16.raw | "$BIN" --model "$M" --audio - --raw s16le:16000:1 --mode clip --
 check "stdin (redirected file) = file" same_post p_file.tsv p_redir.tsv
 check "stdin (pipe) = file" same_post p_file.tsv p_pipe.tsv
 check "raw PCM on a pipe = WAV file" same_post p_file.tsv p_raw.tsv
+sox yes16.wav -t ogg - | "$BIN" --model "$M" --audio - --mode clip > ogg_pipe.tsv
+check "Ogg/Vorbis on a pipe: classified" test "$(wc -l < ogg_pipe.tsv)" -eq 2
 "$BIN" features --model "$M" --audio yes16.wav -o f_file.npy
 cat yes16.wav | "$BIN" features --model "$M" --audio - -o f_pipe.npy
 "$BIN" features --model "$M" --audio yes16.raw --raw s16le:16000:1 -o f_raw.npy

@@ -328,7 +328,8 @@ static void usage(FILE *f)
 "  --mode M            clip | live [live for '-', else clip]\n"
 "  --posteriors        one line per frame: the posteriors of every label (both modes)\n"
 "Output:\n"
-"  -o, --output FILE   [stdout]; written under a temporary name, renamed when complete\n"
+"  -o, --output FILE   [stdout]; clip mode: written under a temporary name, renamed when\n"
+"                      complete; live mode: written in place, line by line\n"
 "  --format F          tsv | jsonl [from -o's extension, else tsv]\n"
 "  --top-k K           labels per clip [3]\n"
 "Live detection (TensorFlow RecognizeCommands semantics):\n"
@@ -476,7 +477,7 @@ int ms_cmd_audio(int argc, char **argv)
     const int B = o.live ? 1 : o.common.batch;
     if (ms_cli_open_model(&o.common, (int64_t)o.common.chunk * B, B, &model, &ctx) != 0) goto done;
     const ms_model_info *info = ms_model_info_get(model);
-    if (ms_label_sink_open(o.out, (ms_label_format)o.format, &sink) != MS_OK) goto done;
+    if (ms_label_sink_open(o.out, (ms_label_format)o.format, o.live, &sink) != MS_OK) goto done;
     in = ms_ring_new(o.live ? (size_t)o.queue : RING_CHUNKS);
     if (!in) goto done;
     ms_audio_reader_opts ro = {

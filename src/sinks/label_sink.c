@@ -35,7 +35,7 @@ int ms_label_format_from_path(const char *path)
     return -1;
 }
 
-int ms_label_sink_open(const char *path, ms_label_format fmt, ms_label_sink **out)
+int ms_label_sink_open(const char *path, ms_label_format fmt, int live, ms_label_sink **out)
 {
     *out = NULL;
     ms_label_sink *s = calloc(1, sizeof *s);
@@ -48,7 +48,7 @@ int ms_label_sink_open(const char *path, ms_label_format fmt, ms_label_sink **ou
     }
     struct stat st;
     /* a device or FIFO cannot be renamed onto: write it in place */
-    int in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    int in_place = live || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
     size_t n = strlen(path) + 32;
     s->path = strdup(path);
     s->tmp = malloc(n);

@@ -13,8 +13,10 @@ typedef enum { MS_LABELS_TSV = 0, MS_LABELS_JSONL = 1 } ms_label_format;
 
 typedef struct ms_label_sink ms_label_sink;
 
-/* path NULL or "-" writes stdout. Returns MS_OK and *out, or MS_ERR_IO after logging. */
-int ms_label_sink_open(const char *path, ms_label_format fmt, ms_label_sink **out);
+/* path NULL or "-" writes stdout. live = 1 writes PATH itself, not a temporary name, so
+ * that a reader can follow detections as they are written (a live stream has no "complete"
+ * to wait for). Returns MS_OK and *out, or MS_ERR_IO after logging. */
+int ms_label_sink_open(const char *path, ms_label_format fmt, int live, ms_label_sink **out);
 /* One clip: positions, seconds of audio, top k labels and probabilities (descending). */
 int ms_label_sink_clip(ms_label_sink *s, const char *file, int64_t n_pos, double seconds,
                        const char *const *labels, const float *probs, int k);
