@@ -211,15 +211,22 @@ static int run_clips(const audio_opts *o, ms_ctx *ctx, const ms_model_info *info
         clip_slot *slot[B];
         for (int i = 0; i < nb; i++) {
             ms_audio_chunk *c = batch[i];
+            /* never NULL: a batch holds at most B clips, and only its first can have begun
+             * in an earlier batch (inputs are read one after another) */
             slot[i] = slot_get(pool, B, c->clip, L);
-            if (c->n > 0)
+            if (!slot[i]) {
+                ms_error("%s: no free stream for this clip (internal error)", c->name);
+                rc = MS_ERR_ARG;
+            }
+            if (rc == MS_OK && c->n > 0)
                 fw[nf++] = (ms_chunk){.stream = slot[i]->s, .tokens = c->tokens, .n_tokens = c->n,
                                       .features = c->features};
         }
-        if (nf > 0) rc = ms_forward(ctx, fw, nf, logits, NULL);
+        if (rc == MS_OK && nf > 0) rc = ms_forward(ctx, fw, nf, logits, NULL);
         for (int i = 0, row = 0; i < nb; i++) {
             ms_audio_chunk *c = batch[i];
             clip_slot *s = slot[i];
+            if (!s) { ms_audio_chunk_free(c); continue; }
             for (int j = 0; rc == MS_OK && j < c->n; j++, row++) {
                 const float *lg = logits + (size_t)row * L;
                 for (int l = 0; l < L; l++) s->sum[l] += lg[l];
