@@ -18,6 +18,13 @@
  *     float *logits = malloc(n * ms_model_info_get(model)->n_vocab * sizeof(float));
  *     ms_forward(ctx, &c, 1, logits, NULL);             // state carried to the next call
  *
+ * Audio models (info->d_input > 0, e.g. log-mel frames from the front end that
+ * info->frontend declares) take features instead of tokens, and a classifier
+ * (info->task == MS_TASK_CLASSIFY) gives label logits per position:
+ *
+ *     ms_chunk a = { .stream = s, .n_tokens = n_frames, .features = frames }; // [n][d_input]
+ *     ms_forward(ctx, &a, 1, label_logits, NULL);       // [n_frames][info->n_labels]
+ *
  * Thread safety: a loaded ms_model is immutable and may be shared by any number of
  * threads. An ms_ctx (and the streams made from it) belongs to one thread at a time.
  *
