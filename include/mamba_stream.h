@@ -18,6 +18,13 @@
  *     float *logits = malloc(n * ms_model_info_get(model)->n_vocab * sizeof(float));
  *     ms_forward(ctx, &c, 1, logits, NULL);             // state carried to the next call
  *
+ * Audio models (info->d_input > 0, e.g. log-mel frames from the front end that
+ * info->frontend declares) take features instead of tokens, and a classifier
+ * (info->task == MS_TASK_CLASSIFY) gives label logits per position:
+ *
+ *     ms_chunk a = { .stream = s, .n_tokens = n_frames, .features = frames }; // [n][d_input]
+ *     ms_forward(ctx, &a, 1, label_logits, NULL);       // [n_frames][info->n_labels]
+ *
  * Thread safety: a loaded ms_model is immutable and may be shared by any number of
  * threads. An ms_ctx (and the streams made from it) belongs to one thread at a time.
  *
@@ -74,6 +81,40 @@ typedef struct {
     int n_threads;  /* CPU threads for the engine; 0 = all cores */
 } ms_model_params;
 
+/* What a model computes (config.json "mamba_stream": {"task": ...}). */
+typedef enum {
+    MS_TASK_LM = 0,       /* next-token logits over the vocabulary (lm_head) */
+    MS_TASK_CLASSIFY = 1  /* label logits per position (classifier.weight on the final norm) */
+} ms_task;
+
+/* How a classifier's per-position predictions become one per clip. */
+typedef enum {
+    MS_POOL_LAST = 0,     /* the last position's logits */
+    MS_POOL_MEAN = 1      /* the mean of all positions' logits (= classifier of the mean
+                           * final-norm output, the head being affine) */
+} ms_pooling;
+
+typedef enum { MS_FRONTEND_NONE = 0, MS_FRONTEND_LOGMEL = 1, MS_FRONTEND_MULAW = 2 } ms_frontend_type;
+typedef enum { MS_WINDOW_HANN = 0, MS_WINDOW_HAMMING = 1 } ms_window_type;
+typedef enum { MS_MEL_HTK = 0, MS_MEL_SLANEY = 1 } ms_mel_scale;
+
+/* An audio model's front end, as declared in config.json (docs/model-format.md holds the
+ * exact definition of every step). Samples are mono float in [-1, 1) at sample_rate. */
+typedef struct {
+    ms_frontend_type type;
+    int sample_rate;       /* Hz */
+    /* logmel: frame t covers samples [t*hop_length, t*hop_length + win_length) */
+    int win_length, hop_length, n_fft, n_mels;
+    ms_window_type window;
+    ms_mel_scale mel_scale;
+    float fmin, fmax;      /* Hz, edges of the mel filterbank */
+    float preemphasis;     /* y[n] = x[n] - preemphasis * x[n-1] over the stream, x[-1] = 0 */
+    float log_floor;       /* feature = ln(max(mel_energy, log_floor)) */
+    const float *norm_mean, *norm_std; /* [n_mels] or NULL: (feature - mean) / std */
+    /* mulaw: one token per sample, 2^bits tokens */
+    int bits;
+} ms_frontend_params;
+
 ms_model_params ms_model_default_params(void);
 
 /* What a loaded model is; stable for the model's lifetime. */
@@ -98,6 +139,15 @@ typedef struct {
     int bos_token;       /* -1 when the model names no BOS token */
     int unk_token;       /* token for letters outside the alphabet (N if present, else UNK) */
     char name[256];      /* model directory as given */
+    /* Audio models (the "mamba_stream" section's task / labels / pooling / frontend).
+     * d_input > 0: the model takes feature chunks (ms_chunk.features) of d_input floats
+     * per position through frontend.proj instead of tokens; n_vocab is then 0. */
+    int d_input;
+    ms_task task;
+    int n_labels;                 /* classify: logits per position (0 for LM) */
+    const char *const *labels;    /* [n_labels], owned by the model */
+    ms_pooling pooling;
+    ms_frontend_params frontend;  /* type MS_FRONTEND_NONE for token (DNA) models */
 } ms_model_info;
 
 typedef struct ms_model ms_model;
@@ -157,23 +207,30 @@ MS_CHECK int ms_stream_state_set(ms_stream *stream, const float *src);
 
 /* ---------------------------------------------------------------- forward */
 
+/* A slice of one stream: either tokens (token models) or features (models with
+ * d_input > 0, e.g. log-mel frames); exactly one of the two is non-NULL. */
 typedef struct {
     ms_stream *stream;
     const int32_t *tokens;  /* [n_tokens], each in [0, n_vocab) */
-    int n_tokens;           /* >= 1 */
+    int n_tokens;           /* >= 1 (positions: tokens or feature rows) */
+    const float *features;  /* [n_tokens][d_input] */
 } ms_chunk;
 
 /* Run a batch of chunks, each from a different stream, each continuing from its
  * stream's state and leaving it updated. Outputs are concatenated in chunk order:
- *   logits  [sum n_tokens][n_vocab]   (may be NULL)
+ *   logits  [sum n_tokens][n_out]     (may be NULL); n_out = n_vocab for an LM,
+ *                                     n_labels for a classifier (task classify)
  *   hidden  [sum n_tokens][d_model]   backbone output after the final norm (may be NULL)
  * Results do not depend on how a sequence is cut into chunks (to float rounding).
  * Returns MS_OK, MS_ERR_ARG for a token out of range / too many tokens / a stream used
- * twice in one call, or a backend error. */
+ * twice in one call / tokens given to a feature model or the reverse, or a backend
+ * error. The CUDA backend does not run audio models yet (feature input, classifier
+ * head): ms_ctx_new refuses them there with MS_ERR_UNSUPPORTED. */
 MS_CHECK int ms_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits,
                         float *hidden);
 
-/* As ms_forward, but the logits of only n_cols vocabulary entries cols[] are computed:
+/* As ms_forward, but the logits of only n_cols head rows cols[] (vocabulary entries,
+ * or labels of a classifier) are computed:
  *   logits [sum n_tokens][n_cols]
  * (scoring DNA needs the four base tokens' logits, not the whole head). */
 MS_CHECK int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,

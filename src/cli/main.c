@@ -15,9 +15,12 @@ static void usage(FILE *f)
 "  mamba-stream [score] --model DIR --fasta FILE [options]   per-base next-nucleotide scores\n"
 "  mamba-stream logits --model DIR --ids IN.safetensors --out OUT.safetensors\n"
 "  mamba-stream bench [--device cuda] [--arch mamba1|mamba2]   throughput table\n"
+"  mamba-stream [audio] --model DIR --audio FILE...|-         audio labels / live keywords\n"
+"  mamba-stream features --model DIR --audio FILE -o F.npy    the model's front-end frames\n"
+"  mamba-stream bench-audio [--model DIR]                     real-time factor, hop latency\n"
 "  mamba-stream --version | --help\n"
 "\n"
-"'mamba-stream score --help' and 'mamba-stream logits --help' list each one's options.\n");
+"'mamba-stream score --help', 'mamba-stream audio --help', ... list each one's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -40,5 +43,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "logits")) return ms_cmd_logits(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return ms_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "score")) return ms_cmd_score(argc - 1, argv + 1);
-    return ms_cmd_score(argc, argv); /* options straight after the program name */
+    if (!strcmp(cmd, "audio")) return ms_cmd_audio(argc - 1, argv + 1);
+    if (!strcmp(cmd, "features")) return ms_cmd_features(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench-audio")) return ms_cmd_bench_audio(argc - 1, argv + 1);
+    /* options straight after the program name: --audio / --audio-list select the audio
+     * path, anything else (--fasta) the genome path */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--audio") || !strcmp(argv[i], "--audio-list") ||
+            !strncmp(argv[i], "--audio=", 8) || !strncmp(argv[i], "--audio-list=", 13))
+            return ms_cmd_audio(argc, argv);
+    return ms_cmd_score(argc, argv);
 }

@@ -41,6 +41,12 @@ struct ms_backend_ops {
     /* Optional (NULL: not tracked): the most device memory the backend has held at once
      * (weights + scratch + stream states), in bytes. */
     size_t (*peak_device_bytes)(const ms_ctx *ctx);
+    /* Audio models (kept last so tables written with designated initializers stay valid;
+     * 0 = not supported): feature chunks through frontend.proj (ms_chunk.features), and
+     * the classifier head (logits over labels). ms_ctx_new refuses a model needing what
+     * the backend lacks, with one line saying so. */
+    int supports_features;
+    int supports_classifier;
 };
 
 /* The backend's peak device memory in bytes, 0 where it does not track it (CPU). */

@@ -183,11 +183,19 @@ static int cpu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const 
     int T = 0;
     for (int i = 0; i < n_chunks; i++) T += chunks[i].n_tokens;
 
-    /* embedding gather */
-    for (int i = 0, t = 0; i < n_chunks; i++)
-        for (int j = 0; j < chunks[i].n_tokens; j++, t++)
-            memcpy(s->resid + (size_t)t * D, m->embedding + (size_t)chunks[i].tokens[j] * D,
+    /* input: embedding gather (tokens), or features [n][d_input] @ frontend.proj^T (+ b) */
+    for (int i = 0, t = 0; i < n_chunks; t += chunks[i].n_tokens, i++) {
+        const ms_chunk *ch = &chunks[i];
+        if (ch->features) {
+            const int F = m->info.d_input;
+            ms_op_linear(s->resid + (size_t)t * D, D, ch->features, F, m->feat_proj_w,
+                         m->feat_proj_b, ch->n_tokens, F, D);
+            continue;
+        }
+        for (int j = 0; j < ch->n_tokens; j++)
+            memcpy(s->resid + (size_t)(t + j) * D, m->embedding + (size_t)ch->tokens[j] * D,
                    sizeof(float) * D);
+    }
 
     for (int l = 0; l < c->n_layer; l++) {
         const ms_layer_weights *w = &m->layers[l];
@@ -200,15 +208,23 @@ static int cpu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const 
     }
     float *out_h = hidden ? hidden : s->hs;
     ms_op_norm(out_h, s->resid, m->norm_f_w, m->norm_f_b, c->norm_eps, c->rms_norm, T, D);
+    /* head: lm_head [n_vocab][D], or the classifier [n_labels][D] (+ bias) */
+    const int classify = m->audio.task == MS_TASK_CLASSIFY;
+    const float *head = classify ? m->classifier_w : m->lm_head;
+    const float *head_b = classify ? m->classifier_b : NULL;
+    const int n_out = classify ? m->audio.n_labels : c->n_vocab;
     if (logits && !cols) {
-        ms_op_linear(logits, c->n_vocab, out_h, D, m->lm_head, NULL, T, D, c->n_vocab);
+        ms_op_linear(logits, n_out, out_h, D, head, head_b, T, D, n_out);
     } else if (logits) {
-        /* the head's selected rows only: [n_cols][D] */
-        float *w = malloc(sizeof(float) * n_cols * D);
+        /* the head's selected rows only: [n_cols][D] (+ [n_cols]) */
+        float *w = malloc(sizeof(float) * n_cols * (D + 1));
         if (!w) return MS_ERR_NOMEM;
-        for (int i = 0; i < n_cols; i++)
-            memcpy(w + (size_t)i * D, m->lm_head + (size_t)cols[i] * D, sizeof(float) * D);
-        ms_op_linear(logits, n_cols, out_h, D, w, NULL, T, D, n_cols);
+        float *wb = w + (size_t)n_cols * D;
+        for (int i = 0; i < n_cols; i++) {
+            memcpy(w + (size_t)i * D, head + (size_t)cols[i] * D, sizeof(float) * D);
+            wb[i] = head_b ? head_b[cols[i]] : 0.0f;
+        }
+        ms_op_linear(logits, n_cols, out_h, D, w, head_b ? wb : NULL, T, D, n_cols);
         free(w);
     }
     return MS_OK;
@@ -224,6 +240,8 @@ static const ms_backend_ops cpu_ops = {
     .state_get = cpu_state_get,
     .state_set = cpu_state_set,
     .forward = cpu_forward,
+    .supports_features = 1,
+    .supports_classifier = 1,
 };
 
 const ms_backend_ops *ms_cpu_backend(void) { return &cpu_ops; }

@@ -50,6 +50,13 @@ int ms_ctx_new(const ms_model *model, const ms_ctx_params *params, ms_ctx **out)
         ms_error("ms_ctx_new: unknown device kind %d", (int)p.device);
         return MS_ERR_ARG;
     }
+    const ms_model_info *mi = &model->info;
+    if ((mi->d_input > 0 && !ops->supports_features) ||
+        (mi->task == MS_TASK_CLASSIFY && !ops->supports_classifier)) {
+        ms_error("%s: the %s backend does not run %s models yet; use --device cpu", mi->name,
+                 ops->name, mi->d_input > 0 ? "feature-input (log-mel audio)" : "classifier");
+        return MS_ERR_UNSUPPORTED;
+    }
     ms_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return MS_ERR_NOMEM;
     ctx->model = model;
@@ -119,7 +126,9 @@ int ms_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits,
 int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
                     int n_cols, float *logits, float *hidden)
 {
-    const int n_vocab = ctx->model->cfg.n_vocab;
+    const ms_model_info *mi = &ctx->model->info;
+    const int n_vocab = mi->n_vocab;
+    const int n_out = mi->task == MS_TASK_CLASSIFY ? mi->n_labels : n_vocab;
     if (n_chunks < 1 || n_chunks > ctx->params.max_streams) {
         ms_error("ms_forward: %d chunks, context takes 1..%d", n_chunks, ctx->params.max_streams);
         return MS_ERR_ARG;
@@ -136,7 +145,22 @@ int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int
                 ms_error("ms_forward: chunks %d and %d share a stream", j, i);
                 return MS_ERR_ARG;
             }
-        for (int j = 0; j < c->n_tokens; j++)
+        if (!c->tokens == !c->features) {
+            ms_error("ms_forward: chunk %d must carry either tokens or features", i);
+            return MS_ERR_ARG;
+        }
+        if (c->features && (mi->d_input < 1 || !ctx->ops->supports_features)) {
+            ms_error("ms_forward: chunk %d carries features, but %s", i,
+                     mi->d_input < 1 ? "the model takes tokens"
+                                     : "this backend does not take feature input");
+            return MS_ERR_ARG;
+        }
+        if (c->tokens && mi->d_input > 0) {
+            ms_error("ms_forward: chunk %d carries tokens, but the model takes %d features per "
+                     "position", i, mi->d_input);
+            return MS_ERR_ARG;
+        }
+        for (int j = 0; c->tokens && j < c->n_tokens; j++)
             if (c->tokens[j] < 0 || c->tokens[j] >= n_vocab) {
                 ms_error("ms_forward: chunk %d token %d is %d, vocabulary is 0..%d", i, j,
                          c->tokens[j], n_vocab - 1);
@@ -149,14 +173,14 @@ int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int
         return MS_ERR_ARG;
     }
     if (cols) {
-        if (n_cols < 1 || n_cols > n_vocab) {
-            ms_error("ms_forward_cols: n_cols %d outside 1..%d", n_cols, n_vocab);
+        if (n_cols < 1 || n_cols > n_out) {
+            ms_error("ms_forward_cols: n_cols %d outside 1..%d", n_cols, n_out);
             return MS_ERR_ARG;
         }
         for (int i = 0; i < n_cols; i++)
-            if (cols[i] < 0 || cols[i] >= n_vocab) {
-                ms_error("ms_forward_cols: column %d is %d, vocabulary is 0..%d", i, cols[i],
-                         n_vocab - 1);
+            if (cols[i] < 0 || cols[i] >= n_out) {
+                ms_error("ms_forward_cols: column %d is %d, head rows are 0..%d", i, cols[i],
+                         n_out - 1);
                 return MS_ERR_ARG;
             }
     }

@@ -6,6 +6,7 @@
 #ifndef MS_MODEL_H
 #define MS_MODEL_H
 
+#include "audio_config.h"
 #include "mamba_stream.h"
 #include "safetensors.h"
 
@@ -55,7 +56,15 @@ struct ms_model {
     const float *embedding;  /* [n_vocab][d_model] */
     const float *norm_f_w;   /* [d_model] */
     const float *norm_f_b;   /* [d_model] LayerNorm only */
-    const float *lm_head;    /* [n_vocab][d_model]; == embedding when tied */
+    const float *lm_head;    /* [n_vocab][d_model]; == embedding when tied; NULL for a
+                              * classifier or a feature-input model */
+    /* Audio models: the input projection replacing the embedding (logmel) and the
+     * classifier head (task classify); NULL otherwise. */
+    const float *feat_proj_w;  /* [d_model][d_input] frontend.proj.weight */
+    const float *feat_proj_b;  /* [d_model] frontend.proj.bias, optional */
+    const float *classifier_w; /* [n_labels][d_model] classifier.weight */
+    const float *classifier_b; /* [n_labels] classifier.bias, optional */
+    ms_audio_config audio;     /* task, labels, pooling, front end (owns labels) */
     ms_layer_weights *layers; /* [n_layer] */
     ms_st_set *files;        /* the open safetensors files (mmap'd) */
     float **owned;           /* widened copies, freed with the model */

@@ -129,21 +129,52 @@ static int bind_layer(loader *L, int i, ms_layer_weights *w)
     return MS_OK;
 }
 
-/* Embedding under the layout's name, or the other layout's; lm_head or the tied embedding. */
-static int bind_ends(loader *L)
+/* An optional tensor: bound when present (and then checked), left NULL when absent. */
+static int maybe(loader *L, const char *name, int64_t d0, int64_t d1, const float **dst)
+{
+    if (!ms_st_find(L->m->files, name)) return MS_OK;
+    return need(L, name, d0, d1, -1, dst);
+}
+
+/* The input end: frontend.proj for a log-mel model (an embedding, if the exporter kept
+ * one, is ignored), else the embedding under the layout's name or the other layout's. */
+static int bind_input(loader *L)
 {
     ms_model *m = L->m;
     const ms_config *c = &m->cfg;
+    if (m->info.d_input > 0) {
+        int rc = need(L, "frontend.proj.weight", c->d_model, m->info.d_input, -1, &m->feat_proj_w);
+        return rc ? rc : maybe(L, "frontend.proj.bias", c->d_model, -1, &m->feat_proj_b);
+    }
     const char *names[2] = {"backbone.embeddings.weight", "backbone.embedding.weight"};
     const char *emb = c->mamba_ssm_layout ? names[1] : names[0];
     if (!ms_st_find(m->files, emb) && ms_st_find(m->files, c->mamba_ssm_layout ? names[0] : names[1]))
         emb = c->mamba_ssm_layout ? names[0] : names[1];
+    return need(L, emb, c->n_vocab, c->d_model, -1, &m->embedding);
+}
+
+/* Input end, final norm, then the head: classifier.weight for task classify, else
+ * lm_head or the tied embedding. */
+static int bind_ends(loader *L)
+{
+    ms_model *m = L->m;
+    const ms_config *c = &m->cfg;
     int rc;
-    if ((rc = need(L, emb, c->n_vocab, c->d_model, -1, &m->embedding)) ||
+    if ((rc = bind_input(L)) ||
         (rc = need(L, "backbone.norm_f.weight", c->d_model, -1, -1, &m->norm_f_w)))
         return rc;
     if (!c->rms_norm && (rc = need(L, "backbone.norm_f.bias", c->d_model, -1, -1, &m->norm_f_b)))
         return rc;
+    if (m->audio.task == MS_TASK_CLASSIFY) {
+        const int n = m->audio.n_labels;
+        if ((rc = need(L, "classifier.weight", n, c->d_model, -1, &m->classifier_w))) return rc;
+        return maybe(L, "classifier.bias", n, -1, &m->classifier_b);
+    }
+    if (!m->embedding) {
+        ms_error("%s: a model with a log-mel front end needs \"task\": \"classify\" (no "
+                 "token embedding to tie an LM head to)", L->where);
+        return MS_ERR_MODEL;
+    }
     if (ms_st_find(m->files, "lm_head.weight"))
         return need(L, "lm_head.weight", c->n_vocab, c->d_model, -1, &m->lm_head);
     if (!c->tie_embeddings) {
@@ -171,6 +202,26 @@ static void fill_info(ms_model *m, const char *dir)
     in->head_dim = c->arch == MS_ARCH_MAMBA2 ? c->head_dim : 0;
     in->n_groups = c->arch == MS_ARCH_MAMBA2 ? c->n_groups : 0;
     snprintf(in->name, sizeof in->name, "%s", dir);
+    const ms_audio_config *a = &m->audio;
+    in->task = a->task;
+    in->n_labels = a->n_labels;
+    in->labels = (const char *const *)a->labels;
+    in->pooling = a->pooling;
+    in->frontend = a->frontend;
+    in->d_input = a->frontend.type == MS_FRONTEND_LOGMEL ? a->frontend.n_mels : 0;
+    if (in->d_input > 0) in->n_vocab = 0; /* no token input */
+}
+
+/* Checks across the audio section and the backbone config. */
+static int check_audio(const ms_model *m, const char *dir)
+{
+    const ms_frontend_params *f = &m->audio.frontend;
+    if (f->type == MS_FRONTEND_MULAW && (1 << f->bits) > m->cfg.n_vocab) {
+        ms_error("%s/config.json: mu-law with %d bits needs %d tokens, vocab_size is %d", dir,
+                 f->bits, 1 << f->bits, m->cfg.n_vocab);
+        return MS_ERR_MODEL;
+    }
+    return MS_OK;
 }
 
 int ms_model_load(const char *dir, const ms_model_params *params, ms_model **out)
@@ -192,6 +243,9 @@ int ms_model_load(const char *dir, const ms_model_params *params, ms_model **out
     L.m = m;
     m->params = params ? *params : ms_model_default_params();
     if ((rc = ms_config_load(dir, &m->cfg, &root))) goto fail;
+    snprintf(L.where, sizeof L.where, "%s/config.json", dir);
+    if ((rc = ms_audio_config_parse(L.where, root, &m->audio)) || (rc = check_audio(m, dir)))
+        goto fail;
     fill_info(m, dir);
     if ((rc = ms_alphabet_load(dir, root, &m->cfg, &m->info))) goto fail;
     if ((rc = ms_st_open_dir(dir, &m->files))) goto fail;
@@ -228,6 +282,7 @@ void ms_model_free(ms_model *model)
     free(model->owned);
     free(model->layers);
     ms_st_close(model->files);
+    ms_audio_config_free(&model->audio);
     free(model);
 }
 

@@ -18,6 +18,49 @@ ms_random_spec ms_random_spec_reference(ms_arch arch)
     return s;
 }
 
+ms_random_spec ms_random_spec_kws(void)
+{
+    ms_random_spec s = {
+        .arch = MS_ARCH_MAMBA1, .d_model = 64, .n_layer = 2, .vocab = 16, .d_state = 16,
+        .d_conv = 4, .expand = 2, .head_dim = 32, .n_groups = 1, .dtype = MS_DT_F32, .seed = 7,
+        .frontend = MS_FRONTEND_LOGMEL, .n_labels = 12, .n_mels = 40, .sample_rate = 16000,
+        .pooling_mean = 1,
+    };
+    return s;
+}
+
+void ms_random_label(int i, char *buf, int n)
+{
+    static const char *const kw[] = {"_silence_", "_unknown_", "yes", "no", "up", "down",
+                                      "left", "right", "on", "off", "stop", "go"};
+    if (i < 12) snprintf(buf, n, "%s", kw[i]);
+    else snprintf(buf, n, "extra%d", i);
+}
+
+/* The "mamba_stream" section of an audio classifier (spec->frontend != NONE). */
+static void write_audio_section(FILE *f, const ms_random_spec *s)
+{
+    char lab[32];
+    fprintf(f, ",\n \"mamba_stream\": {\"task\": \"classify\", \"pooling\": \"%s\", \"labels\": [",
+            s->pooling_mean ? "mean" : "last");
+    for (int i = 0; i < s->n_labels; i++) {
+        ms_random_label(i, lab, sizeof lab);
+        fprintf(f, "%s\"%s\"", i ? ", " : "", lab);
+    }
+    int n_fft = 2;
+    while (n_fft < s->sample_rate / 40) n_fft *= 2;
+    if (s->frontend == MS_FRONTEND_LOGMEL)
+        fprintf(f, "],\n  \"frontend\": {\"type\": \"logmel\", \"sample_rate\": %d, \"win_length\": %d,"
+                " \"hop_length\": %d, \"n_fft\": %d, \"window\": \"hann\", \"n_mels\": %d,"
+                " \"fmin\": 20, \"fmax\": %d, \"preemphasis\": 0.97, \"log_floor\": 1e-6,"
+                " \"mel_scale\": \"htk\"}}",
+                s->sample_rate, s->sample_rate / 40, s->sample_rate / 100, n_fft, s->n_mels,
+                s->sample_rate * 19 / 40);
+    else
+        fprintf(f, "],\n  \"frontend\": {\"type\": \"mulaw\", \"sample_rate\": %d, \"bits\": 8}}",
+                s->sample_rate);
+}
+
 /* splitmix64: a small deterministic generator, so a benchmark's weights are repeatable */
 static double urand(uint64_t *st)
 {
@@ -102,8 +145,21 @@ int ms_random_model_write(const ms_random_spec *s, const char *dir)
                  s->head_dim);
         return MS_ERR_ARG;
     }
+    if (s->frontend != MS_FRONTEND_NONE &&
+        (s->n_labels < 1 || (s->frontend == MS_FRONTEND_LOGMEL && s->n_mels < 1) ||
+         (s->frontend == MS_FRONTEND_MULAW && s->vocab < 256) || s->sample_rate < 1000)) {
+        ms_error("random model: an audio classifier needs n_labels, n_mels (logmel), vocab >= "
+                 "256 (mulaw) and sample_rate >= 1000");
+        return MS_ERR_ARG;
+    }
     tensor_list l = {.dt = s->dtype, .rng = s->seed};
-    int rc = add(&l, "backbone.embeddings.weight", 2, s->vocab, D, 0, 0, 1.0);
+    int rc;
+    if (s->frontend == MS_FRONTEND_LOGMEL) {
+        rc = add(&l, "frontend.proj.weight", 2, D, s->n_mels, 0, 0, 1 / sqrt(s->n_mels));
+        if (rc == MS_OK) rc = add(&l, "frontend.proj.bias", 1, D, 0, 0, 0, 0.1);
+    } else {
+        rc = add(&l, "backbone.embeddings.weight", 2, s->vocab, D, 0, 0, 1.0);
+    }
     char nm[128];
     for (int i = 0; rc == MS_OK && i < s->n_layer; i++) {
 #define T(suffix) (snprintf(nm, sizeof nm, "backbone.layers.%d.%s", i, suffix), nm)
@@ -131,6 +187,10 @@ int ms_random_model_write(const ms_random_spec *s, const char *dir)
 #undef T
     }
     if (rc == MS_OK) rc = add(&l, "backbone.norm_f.weight", 1, D, 0, 0, 1, 1.0);
+    if (rc == MS_OK && s->frontend != MS_FRONTEND_NONE) {
+        rc = add(&l, "classifier.weight", 2, s->n_labels, D, 0, 0, 1 / sqrt(D));
+        if (rc == MS_OK) rc = add(&l, "classifier.bias", 1, s->n_labels, 0, 0, 0, 0.1);
+    }
     if (rc != MS_OK) rc = MS_ERR_NOMEM;
     char path[4096];
     if (rc == MS_OK) {
@@ -151,7 +211,7 @@ int ms_random_model_write(const ms_random_spec *s, const char *dir)
                         " \"state_size\": %d, \"conv_kernel\": %d, \"expand\": %d, \"intermediate_size\": %d,\n"
                         " \"time_step_rank\": %d, \"use_bias\": false, \"use_conv_bias\": true,\n"
                         " \"layer_norm_epsilon\": 1e-05, \"residual_in_fp32\": true,\n"
-                        " \"tie_word_embeddings\": true, \"dtype\": \"%s\"}\n",
+                        " \"tie_word_embeddings\": true, \"dtype\": \"%s\"",
                         D, s->n_layer, s->vocab, N, K, s->expand, E, R, dts);
             else
                 fprintf(f, "{\"architectures\": [\"Mamba2ForCausalLM\"], \"model_type\": \"mamba2\",\n"
@@ -160,8 +220,10 @@ int ms_random_model_write(const ms_random_spec *s, const char *dir)
                         " \"num_heads\": %d, \"n_groups\": %d, \"chunk_size\": 256, \"use_bias\": false,\n"
                         " \"use_conv_bias\": true, \"layer_norm_epsilon\": 1e-05, \"residual_in_fp32\": true,\n"
                         " \"time_step_limit\": [0.0, {\"__float__\": \"Infinity\"}],\n"
-                        " \"tie_word_embeddings\": true, \"dtype\": \"%s\"}\n",
+                        " \"tie_word_embeddings\": true, \"dtype\": \"%s\"",
                         D, s->n_layer, s->vocab, N, K, s->expand, s->head_dim, H, G, dts);
+            if (s->frontend != MS_FRONTEND_NONE) write_audio_section(f, s);
+            fprintf(f, "}\n");
             if (fclose(f) != 0) rc = MS_ERR_IO;
         }
     }

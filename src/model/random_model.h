@@ -20,7 +20,21 @@ typedef struct {
     int head_dim, n_groups;  /* Mamba-2 */
     ms_dtype dtype;          /* MS_DT_F32, MS_DT_BF16 or MS_DT_F16 */
     uint64_t seed;
+    /* Audio classifiers (test models, audio benchmark): frontend MS_FRONTEND_LOGMEL writes
+     * frontend.proj [d_model][n_mels] instead of the embedding, MS_FRONTEND_MULAW keeps the
+     * embedding (vocab >= 256); both add classifier.weight/.bias [n_labels] and the
+     * "mamba_stream" section (docs/model-format.md) with the default front end at
+     * sample_rate. MS_FRONTEND_NONE (0): a plain LM as before. */
+    ms_frontend_type frontend;
+    int n_labels, n_mels, sample_rate;
+    int pooling_mean;       /* 1: "pooling": "mean", 0: "last" */
 } ms_random_spec;
+
+/* A small keyword-spotter shape: Mamba-1, 64 x 2, log-mel 40 at 16 kHz, 12 labels (the
+ * Speech Commands set), float32. */
+ms_random_spec ms_random_spec_kws(void);
+/* Label i of a random classifier: the Speech Commands labels, then "extra<i>". */
+void ms_random_label(int i, char *buf, int n);
 
 /* The reference workload of BENCHMARKS.md: 768 x 24, vocab 16, bf16. */
 ms_random_spec ms_random_spec_reference(ms_arch arch);
