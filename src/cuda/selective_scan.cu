@@ -204,6 +204,8 @@ __device__ __forceinline__ void m1_issue(const ms_cu_scan_args &a, int t0, int n
     }
 #pragma unroll
     for (int j = 0; j < TT; j++) {
+        r.x[j] = 0.f;
+        r.z[j] = 0.f;
         if (live && j < nt) {
             const size_t t = (size_t)(t0 + j);
             r.d[j] = ms_ld(dtp + t * a.lddt + c);
@@ -223,27 +225,53 @@ __device__ __forceinline__ void m1_commit(const m1_regs<T, TT> &r, int nt, float
     }
 }
 
-/* The nt tokens of one tile: the recurrence on registers and shared rows only. */
+/* 2^x, flushing denormal results to 0 (one MUFU op; |error| <= 2 ulp otherwise) */
+__device__ __forceinline__ float ex2_ftz(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* The nt tokens of one tile: the recurrence on registers and shared rows only. The
+ * per-token terms that do not depend on h (softplus, d x, the gate) are computed for the
+ * whole tile first, and the tile's tail tokens (j >= nt) run with d = 0 (h unchanged, no
+ * store), so the unrolled loop has no branch and the tokens' work interleaves. */
 template <typename T, int TT>
 __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool gate,
                                         size_t t0, int nt, int c, const float (*sbc)[32],
                                         const m1_regs<T, TT> &r, float bias, float Dh,
                                         const float *A, float *h, float &dtsum)
 {
+    float d[TT], dx[TT], yo[TT];
 #pragma unroll
     for (int j = 0; j < TT; j++) {
-        if (j >= nt) break;
-        const float d = ms_softplus_f(r.d[j] + bias), xj = r.x[j];
-        const float *row = sbc[j];
-        dtsum += d;
-        float acc = 0.f;
+        d[j] = j < nt ? ms_softplus_f(r.d[j] + bias) : 0.f;
+        dx[j] = d[j] * r.x[j];
+        yo[j] = Dh * r.x[j];
+        dtsum += d[j];
+    }
 #pragma unroll
-        for (int n = 0; n < 16; n++) {
-            h[n] = exp2f(d * A[n]) * h[n] + d * row[n] * xj;
-            if (out) acc += h[n] * row[16 + n];
+    for (int j = 0; j < TT; j++) {
+        const float4 *row = reinterpret_cast<const float4 *>(sbc[j]);
+        float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+            const float4 b = row[v];
+            const float bb[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const int n = 4 * v + k;
+                h[n] = ex2_ftz(d[j] * A[n]) * h[n] + dx[j] * bb[k];
+            }
+            if (out) {
+                const float4 cc = row[4 + v];
+                acc0 += h[4 * v] * cc.x + h[4 * v + 1] * cc.y;
+                acc1 += h[4 * v + 2] * cc.z + h[4 * v + 3] * cc.w;
+            }
         }
-        if (out) {
-            float yv = acc + Dh * xj;
+        if (out && j < nt) {
+            float yv = acc0 + acc1 + yo[j];
             if (gate) yv *= ms_silu_f(r.z[j]);
             ms_st((T *)a.y + (t0 + j) * a.ldy + c, yv);
         }
@@ -251,10 +279,10 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
 }
 
 template <typename T, int TT>
-__global__ void __launch_bounds__(128) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt, int out)
+__global__ void __launch_bounds__(128, TT == 16 ? 2 : 4) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt, int out)
 {
     static_assert(TT * 32 % 128 == 0, "B/C tile shares: TT * 32 a multiple of the block");
-    __shared__ float sbc[2][TT][32]; /* [buffer][token][B 0..15, C 16..31] */
+    __shared__ __align__(16) float sbc[2][TT][32]; /* [buffer][token][B 0..15, C 16..31] */
     const int c = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
     const int slot = bt.seg_slot[s];
     if (!out && slot < 0) return;          /* uniform over the block */
@@ -302,8 +330,9 @@ __global__ void __launch_bounds__(128) scan_m1_tiled(ms_cu_scan_args a, ms_cu_ba
     if (!out) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
 }
 
-/* TT = 16 tokens per tile (224 registers: two tiles of dt/x/z in flight) or 8 (fewer
- * registers, more blocks per SM); MS_CUDA_SCAN_TT=8 picks the latter (measurement knob). */
+/* TT = 8 tokens per tile (MS_CUDA_SCAN_TT=4|16 for measurements): two tiles of dt/x/z in
+ * registers bound the blocks per SM (TT 16: 224 registers, 2 blocks; TT 8: 4 blocks), and
+ * this kernel is bound by latency that only more resident warps hide. */
 template <typename T, int TT>
 static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch *bt,
                                      cudaStream_t stream)
@@ -331,9 +360,11 @@ static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *b
     static int tt = 0;
     if (!tt) {
         const char *e = getenv("MS_CUDA_SCAN_TT");
-        tt = e && atoi(e) == 8 ? 8 : 16;
+        tt = e && (atoi(e) == 4 || atoi(e) == 16) ? atoi(e) : 8;
     }
-    return tt == 8 ? scan_m1_launch_tt<T, 8>(a, bt, stream) : scan_m1_launch_tt<T, 16>(a, bt, stream);
+    if (tt == 4) return scan_m1_launch_tt<T, 4>(a, bt, stream);
+    if (tt == 16) return scan_m1_launch_tt<T, 16>(a, bt, stream);
+    return scan_m1_launch_tt<T, 8>(a, bt, stream);
 }
 
 /* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
