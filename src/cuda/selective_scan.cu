@@ -187,7 +187,7 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
 template <typename T, int TT>
 struct m1_regs {
     float d[TT], x[TT], z[TT]; /* this channel's raw dt, x, z */
-    float bc[TT * 32 / 128];   /* this thread's share of the B/C rows */
+    float bc[(TT * 32 + 127) / 128]; /* this thread's share of the B/C rows */
 };
 
 template <typename T, int TT>
@@ -197,7 +197,7 @@ __device__ __forceinline__ void m1_issue(const ms_cu_scan_args &a, int t0, int n
     const T *B = (const T *)a.B, *C = (const T *)a.C, *x = (const T *)a.x;
     const T *dtp = (const T *)a.dt, *z = (const T *)a.z;
 #pragma unroll
-    for (int q = 0; q < TT * 32 / 128; q++) {
+    for (int q = 0; q < (TT * 32 + 127) / 128; q++) {
         const int k = q * 128 + threadIdx.x, row = k >> 5, w = k & 31;
         if (row < nt && (out || w < 16))
             r.bc[q] = ms_ld((w < 16 ? B : C) + (size_t)(t0 + row) * a.ldbc + (w & 15));
@@ -219,7 +219,7 @@ template <typename T, int TT>
 __device__ __forceinline__ void m1_commit(const m1_regs<T, TT> &r, int nt, float (*sbc)[32])
 {
 #pragma unroll
-    for (int q = 0; q < TT * 32 / 128; q++) {
+    for (int q = 0; q < (TT * 32 + 127) / 128; q++) {
         const int k = q * 128 + threadIdx.x;
         if ((k >> 5) < nt) sbc[k >> 5][k & 31] = r.bc[q];
     }
@@ -278,10 +278,9 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
     }
 }
 
-template <typename T, int TT>
-__global__ void __launch_bounds__(128, TT == 16 ? 2 : 4) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt, int out)
+template <typename T, int TT, int MINB>
+__global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt, int out)
 {
-    static_assert(TT * 32 % 128 == 0, "B/C tile shares: TT * 32 a multiple of the block");
     __shared__ __align__(16) float sbc[2][TT][32]; /* [buffer][token][B 0..15, C 16..31] */
     const int c = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
     const int slot = bt.seg_slot[s];
@@ -333,20 +332,20 @@ __global__ void __launch_bounds__(128, TT == 16 ? 2 : 4) scan_m1_tiled(ms_cu_sca
 /* TT = 8 tokens per tile (MS_CUDA_SCAN_TT=4|16 for measurements): two tiles of dt/x/z in
  * registers bound the blocks per SM (TT 16: 224 registers, 2 blocks; TT 8: 4 blocks), and
  * this kernel is bound by latency that only more resident warps hide. */
-template <typename T, int TT>
+template <typename T, int TT, int MINB>
 static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch *bt,
                                      cudaStream_t stream)
 {
     dim3 grid((unsigned)((a->E + 127) / 128), bt->n_seg);
     cudaError_t e;
     if (bt->multi) {
-        scan_m1_tiled<T, TT><<<grid, 128, 0, stream>>>(*a, *bt, 0);
+        scan_m1_tiled<T, TT, MINB><<<grid, 128, 0, stream>>>(*a, *bt, 0);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
         dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
         scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
     }
-    scan_m1_tiled<T, TT><<<grid, 128, 0, stream>>>(*a, *bt, 1);
+    scan_m1_tiled<T, TT, MINB><<<grid, 128, 0, stream>>>(*a, *bt, 1);
     return cudaGetLastError();
 }
 
@@ -357,14 +356,18 @@ static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *b
     /* layout limits: N = 16 states per channel (A [E][16], state [E][16]), one head per
      * channel; grid.y = n_seg <= 65535 */
     if (a->N != 16 || a->P != 1 || a->mamba2 || bt->n_seg > 65535) return cudaErrorInvalidValue;
-    static int tt = 0;
-    if (!tt) {
-        const char *e = getenv("MS_CUDA_SCAN_TT");
-        tt = e && (atoi(e) == 4 || atoi(e) == 16) ? atoi(e) : 8;
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("MS_CUDA_SCAN_V");
+        v = e ? atoi(e) : 0;
     }
-    if (tt == 4) return scan_m1_launch_tt<T, 4>(a, bt, stream);
-    if (tt == 16) return scan_m1_launch_tt<T, 16>(a, bt, stream);
-    return scan_m1_launch_tt<T, 8>(a, bt, stream);
+    switch (v) {
+    case 1: return scan_m1_launch_tt<T, 4, 6>(a, bt, stream);
+    case 2: return scan_m1_launch_tt<T, 4, 5>(a, bt, stream);
+    case 3: return scan_m1_launch_tt<T, 2, 6>(a, bt, stream);
+    case 4: return scan_m1_launch_tt<T, 4, 8>(a, bt, stream);
+    default: return scan_m1_launch_tt<T, 4, 4>(a, bt, stream);
+    }
 }
 
 /* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
