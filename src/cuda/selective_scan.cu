@@ -24,10 +24,13 @@
 // VEC (Mamba-1, N = 16, one lane per channel, 16-byte aligned rows): a token's 16 B and
 // 16 C values are read with 16-byte loads instead of one element at a time.
 // Mamba-1 with N = 16 takes scan_m1_tiled instead (same passes, same workspace): grid
-// (ceil(E / 128), n_seg), 128 threads, one channel per thread, time in tiles of 16 tokens
+// (ceil(E / 128), n_seg), 128 threads, one channel per thread, time in tiles of 2 tokens
 // whose B/C rows are staged in shared memory and whose dt/x/z are prefetched into
 // registers one tile ahead (double-buffered), so the per-token loop waits on no global
-// load. MS_CUDA_SCAN_TILED=0 selects the per-token kernel (comparison, fallback).
+// load; softplus(dt + bias), d x, D x and the SiLU(z) gate are computed per tile apart from
+// the h recurrence, exp2 is ex2.approx.ftz (decays below 2^-126 flush to 0), y is written
+// once. Registers capped for 6 blocks per SM (see M1_TT). MS_CUDA_SCAN_TILED=0 selects the
+// per-token kernel (comparison, fallback).
 #include <stdint.h>
 #include <stdlib.h>
 #include <type_traits>
@@ -329,9 +332,14 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms
     if (!out) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
 }
 
-/* TT = 8 tokens per tile (MS_CUDA_SCAN_TT=4|16 for measurements): two tiles of dt/x/z in
- * registers bound the blocks per SM (TT 16: 224 registers, 2 blocks; TT 8: 4 blocks), and
- * this kernel is bound by latency that only more resident warps hide. */
+/* Tile and occupancy (H100, cuda_bench's Mamba-1, ncu): the kernel is bound by latency
+ * that only resident warps hide, so the tile is short and the registers are capped for 6
+ * blocks (24 warps) per SM. Local / output pass per layer at 32,768 tokens: tile 16 (248
+ * registers, 2 blocks) 1.85 / 2.16 ms, tile 8 (4 blocks) 0.80 / 1.00, tile 4 (4 blocks)
+ * 0.72 / 0.87, tile 4 (6 blocks) 0.65 / 0.83, tile 2 (6 blocks, 80 registers, no spill)
+ * 0.63 / 0.78; the per-token kernel 1.28 / 1.83. */
+#define M1_TT 2
+#define M1_MINB 6
 template <typename T, int TT, int MINB>
 static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch *bt,
                                      cudaStream_t stream)
@@ -356,18 +364,7 @@ static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *b
     /* layout limits: N = 16 states per channel (A [E][16], state [E][16]), one head per
      * channel; grid.y = n_seg <= 65535 */
     if (a->N != 16 || a->P != 1 || a->mamba2 || bt->n_seg > 65535) return cudaErrorInvalidValue;
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("MS_CUDA_SCAN_V");
-        v = e ? atoi(e) : 0;
-    }
-    switch (v) {
-    case 1: return scan_m1_launch_tt<T, 4, 6>(a, bt, stream);
-    case 2: return scan_m1_launch_tt<T, 4, 5>(a, bt, stream);
-    case 3: return scan_m1_launch_tt<T, 2, 6>(a, bt, stream);
-    case 4: return scan_m1_launch_tt<T, 4, 8>(a, bt, stream);
-    default: return scan_m1_launch_tt<T, 4, 4>(a, bt, stream);
-    }
+    return scan_m1_launch_tt<T, M1_TT, M1_MINB>(a, bt, stream);
 }
 
 /* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
