@@ -1,6 +1,6 @@
 /* cuda_bench.c - the reference workload of ../shared/BENCHMARKS.md on the CUDA backend.
  *
- *   cuda_bench [--quick] [--chunk N] [--device I]
+ *   cuda_bench [--quick] [--chunk N] [--device I] [--arch 1|2]   (--arch: that model only)
  *
  * Builds the two reference models with random weights (d_model 768, 24 layers, expand 2,
  * vocab 16; Mamba-1 d_state 16; Mamba-2 d_state 128, head_dim 64), writes each to a
@@ -174,12 +174,16 @@ static void print_row(const char *model, const row *r)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, chunk = 32768, dev = 0;
+    int quick = 0, chunk = 32768, dev = 0, only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) dev = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: cuda_bench [--quick] [--chunk N] [--device I]\n"); return 2; }
+        else if (!strcmp(argv[i], "--arch") && i + 1 < argc) only = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: cuda_bench [--quick] [--chunk N] [--device I] [--arch 1|2]\n");
+            return 2;
+        }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     int ndev = 0;
@@ -202,6 +206,7 @@ int main(int argc, char **argv)
     int nrows[2] = {0, 0};
 
     for (int arch = 0; arch < 2; arch++) {
+        if (only && only != arch + 1) continue;
         char dir[512];
         snprintf(dir, sizeof dir, "%s/m%d", tmpl, arch + 1);
         const double mparams = make_model(dir, arch);

@@ -23,7 +23,16 @@
 // exp(d A) is computed as exp2(d * A log2(e)) (one MUFU op; exp2f's error is <= 2 ulp).
 // VEC (Mamba-1, N = 16, one lane per channel, 16-byte aligned rows): a token's 16 B and
 // 16 C values are read with 16-byte loads instead of one element at a time.
+// Mamba-1 with N = 16 takes scan_m1_tiled instead (same passes, same workspace): grid
+// (ceil(E / 128), n_seg), 128 threads, one channel per thread, time in tiles of 2 tokens
+// whose B/C rows are staged in shared memory and whose dt/x/z are prefetched into
+// registers one tile ahead (double-buffered), so the per-token loop waits on no global
+// load; softplus(dt + bias), d x, D x and the SiLU(z) gate are computed per tile apart from
+// the h recurrence, exp2 is ex2.approx.ftz (decays below 2^-126 flush to 0), y is written
+// once. Registers capped for 6 blocks per SM (see M1_TT). MS_CUDA_SCAN_TILED=0 selects the
+// per-token kernel (comparison, fallback).
 #include <stdint.h>
+#include <stdlib.h>
 #include <type_traits>
 
 #include "cuda_dtype.cuh"
@@ -169,6 +178,195 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
     *st = h;
 }
 
+
+/* Mamba-1, N = 16, one thread per channel, 128 channels per block: the tiled form.
+ * Time is walked in tiles of TT tokens. Each thread issues the loads of tile k+1 before it
+ * computes tile k: its channel's dt, x (and z in the output pass) for the TT tokens, and
+ * its share (TT * 32 / 128 values) of the tile's B and C rows, coalesced across the block.
+ * After tile k is computed, the B/C share goes to the other of two shared buffers and one
+ * barrier publishes it, so one memory latency is paid per tile instead of one per token and
+ * the recurrence reads only registers and shared rows (broadcast). Same passes and
+ * workspace as scan_kernel. */
+template <typename T, int TT>
+struct m1_regs {
+    float d[TT], x[TT], z[TT]; /* this channel's raw dt, x, z */
+    float bc[(TT * 32 + 127) / 128]; /* this thread's share of the B/C rows */
+};
+
+template <typename T, int TT>
+__device__ __forceinline__ void m1_issue(const ms_cu_scan_args &a, int t0, int nt, int c,
+                                         bool live, bool out, m1_regs<T, TT> &r)
+{
+    const T *B = (const T *)a.B, *C = (const T *)a.C, *x = (const T *)a.x;
+    const T *dtp = (const T *)a.dt, *z = (const T *)a.z;
+#pragma unroll
+    for (int q = 0; q < (TT * 32 + 127) / 128; q++) {
+        const int k = q * 128 + threadIdx.x, row = k >> 5, w = k & 31;
+        if (row < nt && (out || w < 16))
+            r.bc[q] = ms_ld((w < 16 ? B : C) + (size_t)(t0 + row) * a.ldbc + (w & 15));
+    }
+#pragma unroll
+    for (int j = 0; j < TT; j++) {
+        r.x[j] = 0.f;
+        r.z[j] = 0.f;
+        if (live && j < nt) {
+            const size_t t = (size_t)(t0 + j);
+            r.d[j] = ms_ld(dtp + t * a.lddt + c);
+            r.x[j] = ms_ld(x + t * a.ldx + c);
+            if (out && z) r.z[j] = ms_ld(z + t * a.ldz + c);
+        }
+    }
+}
+
+template <typename T, int TT>
+__device__ __forceinline__ void m1_commit(const m1_regs<T, TT> &r, int nt, float (*sbc)[32])
+{
+#pragma unroll
+    for (int q = 0; q < (TT * 32 + 127) / 128; q++) {
+        const int k = q * 128 + threadIdx.x;
+        if ((k >> 5) < nt) sbc[k >> 5][k & 31] = r.bc[q];
+    }
+}
+
+/* 2^x, flushing denormal results to 0 (one MUFU op; |error| <= 2 ulp otherwise) */
+__device__ __forceinline__ float ex2_ftz(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* The nt tokens of one tile: the recurrence on registers and shared rows only. The
+ * per-token terms that do not depend on h (softplus, d x, the gate) are computed for the
+ * whole tile first, and the tile's tail tokens (j >= nt) run with d = 0 (h unchanged, no
+ * store), so the unrolled loop has no branch and the tokens' work interleaves. */
+template <typename T, int TT>
+__device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool gate,
+                                        size_t t0, int nt, int c, const float (*sbc)[32],
+                                        const m1_regs<T, TT> &r, float bias, float Dh,
+                                        const float *A, float *h, float &dtsum)
+{
+    float d[TT], dx[TT], yo[TT];
+#pragma unroll
+    for (int j = 0; j < TT; j++) {
+        d[j] = j < nt ? ms_softplus_f(r.d[j] + bias) : 0.f;
+        dx[j] = d[j] * r.x[j];
+        yo[j] = Dh * r.x[j];
+        dtsum += d[j];
+    }
+#pragma unroll
+    for (int j = 0; j < TT; j++) {
+        const float4 *row = reinterpret_cast<const float4 *>(sbc[j]);
+        float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+            const float4 b = row[v];
+            const float bb[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const int n = 4 * v + k;
+                h[n] = ex2_ftz(d[j] * A[n]) * h[n] + dx[j] * bb[k];
+            }
+            if (out) {
+                const float4 cc = row[4 + v];
+                acc0 += h[4 * v] * cc.x + h[4 * v + 1] * cc.y;
+                acc1 += h[4 * v + 2] * cc.z + h[4 * v + 3] * cc.w;
+            }
+        }
+        if (out && j < nt) {
+            float yv = acc0 + acc1 + yo[j];
+            if (gate) yv *= ms_silu_f(r.z[j]);
+            ms_st((T *)a.y + (t0 + j) * a.ldy + c, yv);
+        }
+    }
+}
+
+template <typename T, int TT, int MINB>
+__global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt, int out)
+{
+    __shared__ __align__(16) float sbc[2][TT][32]; /* [buffer][token][B 0..15, C 16..31] */
+    const int c = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
+    const int slot = bt.seg_slot[s];
+    if (!out && slot < 0) return;          /* uniform over the block */
+    const bool live = c < a.E;             /* dead lanes still stage B/C */
+    const int t0 = bt.seg_start[s], n_tok = bt.seg_n[s];
+    float *st = !live ? nullptr
+                : slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * 16
+                           : a.ws_h + ((size_t)slot * a.E + c) * 16;
+    float h[16], A[16];
+#pragma unroll
+    for (int n = 0; n < 16; n++) {
+        A[n] = live ? a.A[(size_t)c * 16 + n] * MS_LOG2E : 0.f;
+        h[n] = live && out ? st[n] : 0.f;
+    }
+    const float Dh = live && out ? a.D[c] : 0.f;
+    const float bias = live && a.dt_bias ? a.dt_bias[c] : 0.f;
+    const bool gate = out && a.z != nullptr;
+    m1_regs<T, TT> r0, r1; /* two register tiles: which is which is fixed at compile time */
+    float dtsum = 0.f;
+    m1_issue<T, TT>(a, t0, min(TT, n_tok), c, live, out, r0);
+    m1_commit<T, TT>(r0, min(TT, n_tok), sbc[0]);
+    __syncthreads();
+    /* two tiles per trip; before tile k is computed, tile k+1's loads are in flight */
+    for (int i0 = 0; i0 < n_tok; i0 += 2 * TT) {
+        const int i1 = i0 + TT, i2 = i0 + 2 * TT;
+        const int n0 = min(TT, n_tok - i0), n1 = min(TT, n_tok - i1), n2 = min(TT, n_tok - i2);
+        if (i1 < n_tok) m1_issue<T, TT>(a, t0 + i1, n1, c, live, out, r1);
+        if (live)
+            m1_tile<T, TT>(a, out, gate, (size_t)(t0 + i0), n0, c, sbc[0], r0, bias, Dh, A, h,
+                           dtsum);
+        if (i1 >= n_tok) break;
+        m1_commit<T, TT>(r1, n1, sbc[1]); /* buffer 1's last reader passed the last barrier */
+        __syncthreads();
+        if (i2 < n_tok) m1_issue<T, TT>(a, t0 + i2, n2, c, live, out, r0);
+        if (live)
+            m1_tile<T, TT>(a, out, gate, (size_t)(t0 + i1), n1, c, sbc[1], r1, bias, Dh, A, h,
+                           dtsum);
+        if (i2 >= n_tok) break;
+        m1_commit<T, TT>(r0, n2, sbc[0]); /* buffer 0's readers (tile i0) passed the barrier */
+        __syncthreads();
+    }
+    if (!live || (out && slot >= 0)) return;
+#pragma unroll
+    for (int n = 0; n < 16; n++) st[n] = h[n];
+    if (!out) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
+}
+
+/* Tile and occupancy (H100, cuda_bench's Mamba-1, ncu): the kernel is bound by latency
+ * that only resident warps hide, so the tile is short and the registers are capped for 6
+ * blocks (24 warps) per SM. Local / output pass per layer at 32,768 tokens: tile 16 (248
+ * registers, 2 blocks) 1.85 / 2.16 ms, tile 8 (4 blocks) 0.80 / 1.00, tile 4 (4 blocks)
+ * 0.72 / 0.87, tile 4 (6 blocks) 0.65 / 0.83, tile 2 (6 blocks, 80 registers, no spill)
+ * 0.63 / 0.78; the per-token kernel 1.28 / 1.83. */
+#define M1_TT 2
+#define M1_MINB 6
+template <typename T, int TT, int MINB>
+static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch *bt,
+                                     cudaStream_t stream)
+{
+    dim3 grid((unsigned)((a->E + 127) / 128), bt->n_seg);
+    cudaError_t e;
+    if (bt->multi) {
+        scan_m1_tiled<T, TT, MINB><<<grid, 128, 0, stream>>>(*a, *bt, 0);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+        dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
+        scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    }
+    scan_m1_tiled<T, TT, MINB><<<grid, 128, 0, stream>>>(*a, *bt, 1);
+    return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt,
+                                  cudaStream_t stream)
+{
+    /* layout limits: N = 16 states per channel (A [E][16], state [E][16]), one head per
+     * channel; grid.y = n_seg <= 65535 */
+    if (a->N != 16 || a->P != 1 || a->mamba2 || bt->n_seg > 65535) return cudaErrorInvalidValue;
+    return scan_m1_launch_tt<T, M1_TT, M1_MINB>(a, bt, stream);
+}
+
 /* S lanes per channel, NPER = 16 states per lane: N <= 16 S. One lane per channel for
  * Mamba-1's N = 16 (no shuffles, the per-token work done once); 8 lanes for N = 128. */
 template <typename T, int S, bool VEC>
@@ -192,6 +390,13 @@ template <typename T>
 static cudaError_t scan_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt, cudaStream_t stream)
 {
     const int N = a->N;
+    /* Mamba-1, N = 16: the tiled kernel (MS_CUDA_SCAN_TILED=0: the per-token one) */
+    static int tiled = -1;
+    if (tiled < 0) {
+        const char *e = getenv("MS_CUDA_SCAN_TILED");
+        tiled = !(e && e[0] == '0');
+    }
+    if (tiled && N == 16 && !a->mamba2 && a->P == 1) return scan_m1_launch<T>(a, bt, stream);
     /* 16-byte loads of B and C rows: 16 states in one lane, every row start aligned */
     const bool vec = N == 16 && !a->mamba2 && (a->ldbc * sizeof(T)) % 16 == 0 &&
                      (uintptr_t)a->B % 16 == 0 && (uintptr_t)a->C % 16 == 0;
