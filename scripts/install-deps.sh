@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what mamba-stream needs to build and test on Debian 12 (bookworm). The CUDA
 # backend is built when nvcc is found (the CUDA toolkit is not a Debian package here).
+# libbigwig-dev: bigWig output; bcftools: the VCF tests.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -9,5 +10,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ca-certificates python3 \
     libhts-dev zlib1g-dev libcjson-dev libopenblas-dev libcmocka-dev \
-    tabix samtools dpkg-dev >/dev/null
+    libbigwig-dev tabix samtools bcftools dpkg-dev >/dev/null
 echo "install-deps: done"

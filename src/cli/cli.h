@@ -34,6 +34,8 @@ int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t ma
 int ms_cmd_score(int argc, char **argv);
 int ms_cmd_logits(int argc, char **argv);
 int ms_cmd_bench(int argc, char **argv);
+int ms_cmd_reads(int argc, char **argv);
+int ms_cmd_vcf(int argc, char **argv);
 
 /* Progress line on stderr (only when stderr is a terminal and not quiet). */
 typedef struct {

@@ -13,11 +13,15 @@ static void usage(FILE *f)
 "\n"
 "Usage:\n"
 "  mamba-stream [score] --model DIR --fasta FILE [options]   per-base next-nucleotide scores\n"
+"  mamba-stream [reads] --model DIR --bam|--cram|--sam FILE   per-read scores, aux-tagged BAM\n"
+"  mamba-stream [vcf] --model DIR --fasta REF --vcf FILE      variant effect scores (LLR)\n"
 "  mamba-stream logits --model DIR --ids IN.safetensors --out OUT.safetensors\n"
 "  mamba-stream bench [--device cuda] [--arch mamba1|mamba2]   throughput table\n"
 "  mamba-stream --version | --help\n"
 "\n"
-"'mamba-stream score --help' and 'mamba-stream logits --help' list each one's options.\n");
+"'mamba-stream score --help', 'reads --help', 'vcf --help' and 'logits --help' list each\n"
+"one's options. Without a subcommand, --bam/--cram/--sam selects reads and --vcf selects\n"
+"vcf; otherwise score.\n");
 }
 
 int main(int argc, char **argv)
@@ -40,5 +44,13 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "logits")) return ms_cmd_logits(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return ms_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "score")) return ms_cmd_score(argc - 1, argv + 1);
-    return ms_cmd_score(argc, argv); /* options straight after the program name */
+    if (!strcmp(cmd, "reads")) return ms_cmd_reads(argc - 1, argv + 1);
+    if (!strcmp(cmd, "vcf")) return ms_cmd_vcf(argc - 1, argv + 1);
+    /* Options straight after the program name: the input option picks the pipeline. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bam") || !strcmp(argv[i], "--cram") || !strcmp(argv[i], "--sam"))
+            return ms_cmd_reads(argc, argv);
+        if (!strcmp(argv[i], "--vcf")) return ms_cmd_vcf(argc, argv);
+    }
+    return ms_cmd_score(argc, argv);
 }
