@@ -61,7 +61,6 @@ typedef struct {
     group_rec *g;
     int n_g, cap_g;
     ms_variant_job *jobs;
-    int *job_of;       /* [n_jobs] record index within group */
     int n_jobs, cap_jobs;
     char *ref;         /* reference [s, E) of the group */
     int64_t ref_cap;
@@ -453,7 +452,6 @@ done:
     for (int i = 0; i < r.n_g; i++) bcf_destroy(r.g[i].rec);
     free(r.g);
     free(r.jobs);
-    free(r.job_of);
     free(r.ref);
     if (r.out_tsv) ms_sink_close(r.out_tsv, 0);
     if (r.out_vcf) hts_close(r.out_vcf);
