@@ -110,7 +110,7 @@ static void test_tsv_roundtrip(void **state)
 
     char *text = slurp(path), *save = NULL;
     char *line = strtok_r(text, "\n", &save);
-    assert_string_equal(line, "#chrom\tpos\tref\tlogp\tentropy\tpA\tpC\tpG\tpT\tpred\trule");
+    assert_string_equal(line, "#chrom\tpos\tref\tlogp\tentropy\tpA\tpC\tpG\tpT\tpred\trule\tmasked");
     int k = 0;
     for (int i = 0; i < N_SPANS; i++) {
         for (int j = 0; j < k_spans[i].n; j++, k++) {

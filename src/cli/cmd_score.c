@@ -14,19 +14,18 @@
 #include "config.h"
 #include "genome_reader.h"
 #include "log.h"
-#include "score.h"
+#include "emit_hidden.h"
+#include "score_engine.h"
 #include "sink.h"
+#include "strand_merge.h"
 
 #define RING_CHUNKS 8 /* chunks in flight between stages: bounds memory */
 
 typedef struct {
-    ms_seq_chunk *chunk;
-    ms_score *scores; /* [chunk->n] */
-} scored_chunk;
-
-typedef struct {
     ms_ring *in;
     ms_sink *sink;
+    ms_strand_merge *merge; /* --strand reverse|both, else NULL */
+    ms_emit_hidden *emit;   /* --emit hidden, else NULL (then no sink) */
     int status;
     int64_t written;
     pthread_t thread;
@@ -35,81 +34,25 @@ typedef struct {
 static void *sink_main(void *arg)
 {
     sink_stage *s = arg;
-    scored_chunk *sc;
+    ms_scored_chunk *sc;
     while ((sc = ms_ring_pop(s->in))) {
         ms_seq_chunk *c = sc->chunk;
         int n = c->n - c->n_warm;
-        if (s->status == MS_OK && n > 0) {
+        if (s->status == MS_OK && s->emit) {
+            s->status = ms_emit_hidden_add(s->emit, c->name->name, c->pos0 + c->n_warm,
+                                           sc->hidden + (size_t)c->n_warm * ms_emit_hidden_dim(s->emit),
+                                           n, c->last);
+        } else if (s->status == MS_OK && s->merge) {
+            s->status = ms_strand_merge_write(s->merge, s->sink, c->name->name, c->segment,
+                                              sc->scores + c->n_warm, n, c->reverse, c->last);
+        } else if (s->status == MS_OK && n > 0) {
             s->status = ms_sink_write(s->sink, c->name->name, sc->scores + c->n_warm, n);
-            if (s->status == MS_OK) s->written += n;
-            else ms_ring_close(s->in); /* stop the engine early: the output is lost */
         }
-        ms_seq_chunk_free(c);
-        free(sc->scores);
-        free(sc);
+        if (s->status == MS_OK) s->written += n;
+        else ms_ring_close(s->in); /* stop the engine early: the output is lost */
+        ms_scored_chunk_free(sc);
     }
     return NULL;
-}
-
-/* A pool of streams, one per segment in flight. */
-typedef struct {
-    ms_stream **s;
-    int64_t *segment; /* segment bound to slot, -1 = free */
-    int n;
-} stream_pool;
-
-static ms_stream *pool_get(stream_pool *p, int64_t segment, int first)
-{
-    for (int i = 0; i < p->n; i++)
-        if (p->segment[i] == segment) return p->s[i];
-    for (int i = 0; i < p->n; i++)
-        if (p->segment[i] < 0) {
-            p->segment[i] = segment;
-            if (first) ms_stream_reset(p->s[i]);
-            return p->s[i];
-        }
-    return NULL;
-}
-
-static void pool_release(stream_pool *p, int64_t segment)
-{
-    for (int i = 0; i < p->n; i++)
-        if (p->segment[i] == segment) p->segment[i] = -1;
-}
-
-typedef struct {
-    const ms_model_info *info;
-    int use_bos;
-} token_map;
-
-/* Token for a base letter; -1 (after logging) if the model has none for it. */
-static int base_token(const token_map *tm, char b, const ms_seq_chunk *c, int j)
-{
-    int t = tm->info->token_of_char[(unsigned char)b];
-    if (t < 0) t = tm->info->unk_token;
-    if (t < 0)
-        ms_error("%s:%lld: letter '%c' has no token in the model's alphabet and the model has "
-                 "no N/UNK token", c->name->name, (long long)(c->pos0 + j + 1), b);
-    return t;
-}
-
-/* Tokens that predict the chunk's bases (see genome_reader.h): token j is the input just
- * before base j: BOS or prev at j = 0, else base j-1. Without BOS the first base of a
- * segment gets the uniform score and no token. Returns the count, or -1. */
-static int chunk_tokens(const token_map *tm, const ms_seq_chunk *c, int32_t *tok, int *skip)
-{
-    int n = 0;
-    *skip = 0;
-    for (int j = 0; j < c->n; j++) {
-        int t;
-        if (j > 0) t = base_token(tm, c->bases[j - 1], c, j - 1);
-        else if (!c->first) t = base_token(tm, c->prev, c, -1);
-        else if (tm->use_bos) t = tm->info->bos_token;
-        else { *skip = 1; continue; }
-        if (t < 0) return -1;
-        tok[n++] = t;
-    }
-    return n;
 }
 
 typedef struct {
@@ -117,102 +60,10 @@ typedef struct {
     const char *fasta, *out, *regions_bed, *alphabet;
     ms_region_list regions;
     int64_t context;
-    int format, value, no_bos;
+    int format, value, no_bos, strand, mask_soft, emit_dtype;
+    int64_t pool; /* --pool W: mean of W positions; 0 per position */
+    int emit;     /* --emit hidden */
 } score_opts;
-
-static int run_engine(const score_opts *o, ms_ctx *ctx, const ms_model_info *info, ms_ring *in,
-                      ms_ring *out, ms_progress *prog)
-{
-    const int max_streams = o->common.batch;
-    const int max_tokens = o->common.chunk * o->common.batch;
-    token_map tm = {info, !o->no_bos && info->bos_token >= 0};
-    stream_pool pool = {calloc(max_streams + 1, sizeof(ms_stream *)),
-                        calloc(max_streams + 1, sizeof(int64_t)), max_streams + 1};
-    int32_t *tok = malloc(sizeof(int32_t) * max_tokens);
-    float *logits = malloc(sizeof(float) * (size_t)max_tokens * 4); /* [T][A,C,G,T] */
-    static const int cols4[4] = {0, 1, 2, 3};
-    ms_seq_chunk **batch = calloc(max_streams, sizeof *batch);
-    ms_chunk *fw = calloc(max_streams, sizeof *fw);
-    int *skip = calloc(max_streams, sizeof *skip);
-    int rc = MS_OK;
-    if (!pool.s || !pool.segment || !tok || !logits || !batch || !fw || !skip) rc = MS_ERR_NOMEM;
-    for (int i = 0; rc == MS_OK && i < pool.n; i++) {
-        pool.segment[i] = -1;
-        rc = ms_stream_new(ctx, &pool.s[i]);
-    }
-    ms_seq_chunk *held = NULL;
-    int64_t done = 0;
-    while (rc == MS_OK) {
-        int nb = 0, ntok = 0;
-        if (held) { batch[nb++] = held; ntok += held->n; held = NULL; }
-        while (nb < max_streams) {
-            /* Always fill the batch (up to a clash or the end of input) rather than run
-             * whatever has arrived: batch composition, and so the exact float rounding,
-             * must not depend on thread timing - the same input gives the same bytes. */
-            ms_seq_chunk *c = ms_ring_pop(in);
-            if (!c) break;
-            int clash = 0;
-            for (int i = 0; i < nb; i++) clash |= batch[i]->segment == c->segment;
-            if (clash || ntok + c->n > max_tokens) { held = c; break; }
-            batch[nb++] = c;
-            ntok += c->n;
-        }
-        if (nb == 0) break;
-        /* tokens of each chunk, packed */
-        int nf = 0, t0 = 0;
-        int *row = calloc(nb, sizeof *row); /* first logits row of chunk i */
-        for (int i = 0; i < nb && rc == MS_OK; i++) {
-            ms_seq_chunk *c = batch[i];
-            int n = chunk_tokens(&tm, c, tok + t0, &skip[i]);
-            if (n < 0) { rc = MS_ERR_FORMAT; break; }
-            row[i] = t0;
-            if (n > 0) {
-                fw[nf++] = (ms_chunk){pool_get(&pool, c->segment, c->first), tok + t0, n};
-                t0 += n;
-            }
-        }
-        if (rc == MS_OK && nf > 0) rc = ms_forward_cols(ctx, fw, nf, info->base_token, 4, logits, NULL);
-        for (int i = 0; i < nb; i++) {
-            ms_seq_chunk *c = batch[i];
-            scored_chunk *sc = NULL;
-            if (rc == MS_OK) {
-                sc = malloc(sizeof *sc);
-                sc->chunk = c;
-                sc->scores = malloc(sizeof(ms_score) * (c->n ? c->n : 1));
-                for (int j = 0; j < c->n; j++) {
-                    ms_score *s = &sc->scores[j];
-                    if (skip[i] && j == 0) {
-                        ms_score_uniform(c->bases[0], s);
-                    } else {
-                        int r = row[i] + j - skip[i];
-                        ms_score_from_logits(logits + (size_t)r * 4, cols4, c->bases[j], s);
-                        s->rule = (c->first && j == 0) ? 1 : 0;
-                    }
-                    s->pos = c->pos0 + j;
-                }
-                done += c->n - c->n_warm;
-            }
-            if (c->last) pool_release(&pool, c->segment);
-            if (!sc || ms_ring_push(out, sc) != 0) {
-                if (sc) { free(sc->scores); free(sc); rc = rc == MS_OK ? MS_ERR_IO : rc; }
-                ms_seq_chunk_free(c);
-            }
-        }
-        free(row);
-        ms_progress_update(prog, done, 0);
-    }
-    ms_progress_update(prog, done, 1);
-    if (held) ms_seq_chunk_free(held);
-    if (rc != MS_OK) {
-        /* drain and discard so the reader can finish */
-        ms_ring_close(in);
-        ms_seq_chunk *c;
-        while ((c = ms_ring_pop(in))) ms_seq_chunk_free(c);
-    }
-    for (int i = 0; i < pool.n; i++) if (pool.s && pool.s[i]) ms_stream_free(pool.s[i]);
-    free(pool.s); free(pool.segment); free(tok); free(logits); free(batch); free(fw); free(skip);
-    return rc;
-}
 
 static void usage(FILE *f)
 {
@@ -228,11 +79,27 @@ static void usage(FILE *f)
 "                      repeatable; needs a plain or bgzip FASTA (index built if missing)\n"
 "  --regions BED       regions from a BED file (0-based half-open)\n"
 "  --context N         warm-up bases fed before each region start, not scored [0]\n"
+"  --strand S          forward | reverse | both [forward]: reverse scores the reverse\n"
+"                      complement as its own sequence, mapped back to forward coordinates\n"
+"                      (p(A,C,G,T) from its p(T,G,C,A)); both writes the per-position mean\n"
+"                      (GPN convention). Needs a plain or bgzip FASTA (read backwards\n"
+"                      through faidx); reverse scores wait in a temporary file (TMPDIR,\n"
+"                      36 bytes a base of the region being scored)\n"
 "Output:\n"
 "  -o, --output FILE   output file [stdout]; written under a temporary name and renamed\n"
 "                      when complete\n"
-"  --format F          tsv | bedgraph | wig [from -o's extension, else tsv]\n"
-"  --value V           value of bedgraph/wig tracks: logp | entropy | pA | pC | pG | pT [logp]\n"
+"  --format F          tsv | bedgraph | wig | bigwig [from -o's extension (.tsv .bedgraph\n"
+"                      .bg .wig .bw .bigwig), else tsv]; bigWig takes chromosome sizes\n"
+"                      from the FASTA's .fai (built if missing)\n"
+"  --value V           value of tracks: logp | entropy | pA | pC | pG | pT [logp]\n"
+"  --mask-soft         leave soft-masked (lower-case) positions out of tracks; TSV keeps\n"
+"                      them and flags every position in its last column, masked\n"
+"  --emit hidden       write the backbone's hidden state (after each base) instead of\n"
+"                      scores, as safetensors to -o (required): hidden [N][d_model],\n"
+"                      seq [N] (index into the metadata's sequence names), pos [N]\n"
+"                      (0-based start), len [N] (bases pooled)\n"
+"  --pool W            with --emit: mean over windows of W bases of a sequence [1]\n"
+"  --emit-dtype T      f32 | f16 [f32]\n"
 "Model:\n"
 "  --model DIR         model directory (config.json + model.safetensors)\n"
 "  --alphabet NAME     input alphabet when the model names none: caduceus |\n"
@@ -256,6 +123,7 @@ static void usage(FILE *f)
 "Examples:\n"
 "  mamba-stream --model models/dna --fasta genome.fa.gz -o scores.bedgraph\n"
 "  mamba-stream --model models/dna --fasta genome.fa --region chrI:1000-2000 --format tsv\n"
+"  mamba-stream --model models/dna --fasta genome.fa --strand both -o track.bw\n"
 "  zcat genome.fa.gz | mamba-stream --model models/dna --fasta - > scores.tsv\n");
 }
 
@@ -267,13 +135,16 @@ int ms_cmd_score(int argc, char **argv)
     o.format = -1;
     o.value = MS_VAL_LOGP;
     enum { O_MODEL = 256, O_FASTA, O_REGION, O_REGIONS, O_CONTEXT, O_FORMAT, O_VALUE, O_CHUNK,
-           O_BATCH, O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS, O_PREC };
+           O_BATCH, O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS, O_PREC, O_STRAND, O_MASK, O_EMIT,
+           O_POOL, O_EMIT_DT };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"region", 1, 0, O_REGION},
         {"regions", 1, 0, O_REGIONS}, {"context", 1, 0, O_CONTEXT}, {"output", 1, 0, 'o'},
         {"format", 1, 0, O_FORMAT}, {"value", 1, 0, O_VALUE}, {"chunk", 1, 0, O_CHUNK},
         {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
         {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS}, {"precision", 1, 0, O_PREC}, {"quiet", 0, 0, 'q'},
+        {"strand", 1, 0, O_STRAND}, {"mask-soft", 0, 0, O_MASK}, {"emit", 1, 0, O_EMIT},
+        {"pool", 1, 0, O_POOL}, {"emit-dtype", 1, 0, O_EMIT_DT},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     int64_t v;
@@ -290,7 +161,7 @@ int ms_cmd_score(int argc, char **argv)
         case 'o': o.out = optarg; break;
         case O_FORMAT:
             if ((o.format = ms_sink_format_parse(optarg)) < 0) {
-                fprintf(stderr, "mamba-stream: --format: unknown format '%s' (tsv, bedgraph, wig)\n", optarg);
+                fprintf(stderr, "mamba-stream: --format: unknown format '%s' (tsv, bedgraph, wig, bigwig)\n", optarg);
                 bad = 1;
             }
             break;
@@ -307,6 +178,31 @@ int ms_cmd_score(int argc, char **argv)
         case O_ALPHABET: o.alphabet = optarg; break;
         case O_NOBOS: o.no_bos = 1; break;
         case O_PREC: bad |= ms_cli_parse_precision(optarg, &o.common) != 0; break;
+        case O_STRAND:
+            o.strand = !strcmp(optarg, "forward") ? MS_STRAND_FORWARD
+                       : !strcmp(optarg, "reverse") ? MS_STRAND_REVERSE
+                       : !strcmp(optarg, "both") ? MS_STRAND_BOTH : -1;
+            if (o.strand < 0) {
+                fprintf(stderr, "mamba-stream: --strand: '%s' is not forward, reverse or both\n", optarg);
+                bad = 1;
+            }
+            break;
+        case O_MASK: o.mask_soft = 1; break;
+        case O_EMIT:
+            if (strcmp(optarg, "hidden")) {
+                fprintf(stderr, "mamba-stream: --emit: '%s' is not hidden\n", optarg);
+                bad = 1;
+            }
+            o.emit = 1;
+            break;
+        case O_POOL: bad |= (o.pool = ms_cli_parse_int("--pool", optarg, 1, 1 << 30)) < 0; break;
+        case O_EMIT_DT:
+            o.emit_dtype = !strcmp(optarg, "f32") ? 0 : !strcmp(optarg, "f16") ? 1 : -1;
+            if (o.emit_dtype < 0) {
+                fprintf(stderr, "mamba-stream: --emit-dtype: '%s' is not f32 or f16\n", optarg);
+                bad = 1;
+            }
+            break;
         case 'q': o.common.quiet = 1; break;
         case 'h': usage(stdout); ms_region_list_free(&o.regions); return 0;
         default: bad = 1;
@@ -318,6 +214,14 @@ int ms_cmd_score(int argc, char **argv)
     }
     if (!bad && (!o.common.model_dir || !o.fasta)) {
         fprintf(stderr, "mamba-stream: --model and --fasta are required (see --help)\n");
+        bad = 1;
+    }
+    if (!bad && o.emit && (!o.out || !strcmp(o.out, "-"))) {
+        fprintf(stderr, "mamba-stream: --emit hidden writes safetensors: give -o FILE\n");
+        bad = 1;
+    }
+    if (!bad && o.emit && o.strand != MS_STRAND_FORWARD) {
+        fprintf(stderr, "mamba-stream: --emit hidden is for the forward strand only\n");
         bad = 1;
     }
     if (bad) { ms_region_list_free(&o.regions); return 2; }
@@ -334,8 +238,8 @@ int ms_cmd_score(int argc, char **argv)
     ms_genome_reader reader;
     sink_stage ss = {0};
 
-    if (ms_cli_open_model(&o.common, (int64_t)o.common.chunk * o.common.batch, o.common.batch, &model,
-                          &ctx) != 0)
+    if (ms_cli_open_model(&o.common, ((int64_t)o.common.chunk + 1) * o.common.batch, o.common.batch,
+                          &model, &ctx) != 0)
         goto done;
     ms_model_info info = *ms_model_info_get(model);
     if (o.alphabet && ms_alphabet_builtin(o.alphabet, info.n_vocab, &info) != MS_OK) goto done;
@@ -352,10 +256,18 @@ int ms_cmd_score(int argc, char **argv)
     in = ms_ring_new(RING_CHUNKS);
     out = ms_ring_new(RING_CHUNKS);
     if (!in || !out) goto done;
-    ms_genome_reader_opts ro = {o.fasta, &o.regions, o.context, o.common.chunk};
+    ms_genome_reader_opts ro = {o.fasta, &o.regions, o.context, o.common.chunk, (ms_strand)o.strand};
     if (ms_genome_reader_start(&reader, &ro, in) != MS_OK) goto done;
     reader_started = 1;
-    if (ms_sink_open(o.out, (ms_sink_format)o.format, (ms_sink_value)o.value, &sink) != MS_OK) goto done;
+    if (o.emit) {
+        if (ms_emit_hidden_open(o.out, info.d_model, o.pool ? o.pool : 1, o.emit_dtype, &ss.emit) != MS_OK)
+            goto done;
+    } else {
+        ms_sink_opts so = {o.out, (ms_sink_format)o.format, (ms_sink_value)o.value, o.fasta, o.mask_soft};
+        if (ms_sink_open_opts(&so, &sink) != MS_OK) goto done;
+    }
+    if (o.strand != MS_STRAND_FORWARD && ms_strand_merge_new(o.strand == MS_STRAND_BOTH, &ss.merge) != MS_OK)
+        goto done;
     ss.in = out;
     ss.sink = sink;
     if (pthread_create(&ss.thread, NULL, sink_main, &ss) != 0) goto done;
@@ -363,15 +275,18 @@ int ms_cmd_score(int argc, char **argv)
 
     ms_progress prog;
     ms_progress_init(&prog, o.common.quiet, reader.total_bases);
-    int erc = run_engine(&o, ctx, &info, in, out, &prog);
+    ms_score_engine_opts eo = {o.common.batch, o.common.chunk, !o.no_bos && info.bos_token >= 0, o.emit};
+    int erc = ms_score_engine_run(&eo, ctx, &info, in, out, &prog);
     ms_ring_close(out);
     pthread_join(ss.thread, NULL);
     sink_started = 0;
     int rrc = ms_genome_reader_join(&reader);
     reader_started = 0;
     int ok = erc == MS_OK && rrc == MS_OK && ss.status == MS_OK;
-    if (ms_sink_close(sink, ok) != MS_OK) ok = 0;
+    if (sink && ms_sink_close(sink, ok) != MS_OK) ok = 0;
     sink = NULL;
+    if (ss.emit && ms_emit_hidden_close(ss.emit, ok) != MS_OK) ok = 0;
+    ss.emit = NULL;
     rc = ok ? 0 : 1;
 done:
     if (sink_started) { ms_ring_close(out); pthread_join(ss.thread, NULL); }
@@ -382,6 +297,8 @@ done:
         ms_genome_reader_join(&reader);
     }
     if (sink) ms_sink_close(sink, 0);
+    if (ss.emit) ms_emit_hidden_close(ss.emit, 0);
+    ms_strand_merge_free(ss.merge);
     ms_ring_free(in);
     ms_ring_free(out);
     ms_ctx_free(ctx);

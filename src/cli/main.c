@@ -13,6 +13,8 @@ static void usage(FILE *f)
 "\n"
 "Usage:\n"
 "  mamba-stream [score] --model DIR --fasta FILE [options]   per-base next-nucleotide scores\n"
+"  mamba-stream [reads] --model DIR --bam|--cram|--sam FILE   per-read scores, aux-tagged BAM\n"
+"  mamba-stream [vcf] --model DIR --fasta REF --vcf FILE      variant effect scores (LLR)\n"
 "  mamba-stream logits --model DIR --ids IN.safetensors --out OUT.safetensors\n"
 "  mamba-stream bench [--device cuda] [--arch mamba1|mamba2]   throughput table\n"
 "  mamba-stream [audio] --model DIR --audio FILE...|-         audio labels / live keywords\n"
@@ -20,7 +22,9 @@ static void usage(FILE *f)
 "  mamba-stream bench-audio [--model DIR]                     real-time factor, hop latency\n"
 "  mamba-stream --version | --help\n"
 "\n"
-"'mamba-stream score --help', 'mamba-stream audio --help', ... list each one's options.\n");
+"'mamba-stream score --help' (and reads, vcf, audio, logits, bench ...) list each one's\n"
+"options. Without a subcommand, --bam/--cram/--sam selects reads, --vcf selects vcf,\n"
+"--audio/--audio-list selects audio; otherwise score.\n");
 }
 
 int main(int argc, char **argv)
@@ -46,11 +50,18 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "audio")) return ms_cmd_audio(argc - 1, argv + 1);
     if (!strcmp(cmd, "features")) return ms_cmd_features(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench-audio")) return ms_cmd_bench_audio(argc - 1, argv + 1);
-    /* options straight after the program name: --audio / --audio-list select the audio
-     * path, anything else (--fasta) the genome path */
-    for (int i = 1; i < argc; i++)
+    if (!strcmp(cmd, "reads")) return ms_cmd_reads(argc - 1, argv + 1);
+    if (!strcmp(cmd, "vcf")) return ms_cmd_vcf(argc - 1, argv + 1);
+    /* Options straight after the program name: the input option picks the pipeline
+     * (--audio/--audio-list: audio; --bam/--cram/--sam: reads; --vcf: variants; else the
+     * genome path). */
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--audio") || !strcmp(argv[i], "--audio-list") ||
             !strncmp(argv[i], "--audio=", 8) || !strncmp(argv[i], "--audio-list=", 13))
             return ms_cmd_audio(argc, argv);
+        if (!strcmp(argv[i], "--bam") || !strcmp(argv[i], "--cram") || !strcmp(argv[i], "--sam"))
+            return ms_cmd_reads(argc, argv);
+        if (!strcmp(argv[i], "--vcf")) return ms_cmd_vcf(argc, argv);
+    }
     return ms_cmd_score(argc, argv);
 }

@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dna.h"
 #include "fasta_stream.h"
 #include "log.h"
 #include "mamba_stream.h"
 
-static ms_seq_name *name_new(const char *s)
+ms_seq_name *ms_seq_name_new(const char *s)
 {
-    ms_seq_name *n = malloc(sizeof *n);
+    ms_seq_name *n = calloc(1, sizeof *n);
     if (!n) return NULL;
     n->name = strdup(s);
     n->refs = 1; /* the reader's own reference, dropped when the segment ends */
@@ -19,9 +20,10 @@ static ms_seq_name *name_new(const char *s)
     return n;
 }
 
-static void name_unref(ms_seq_name *n)
+void ms_seq_name_unref(ms_seq_name *n)
 {
     if (n && __atomic_sub_fetch(&n->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (n->user_free) n->user_free(n->user);
         free(n->name);
         free(n);
     }
@@ -30,11 +32,11 @@ static void name_unref(ms_seq_name *n)
 void ms_seq_chunk_free(ms_seq_chunk *c)
 {
     if (!c) return;
-    name_unref(c->name);
+    ms_seq_name_unref(c->name);
     free(c);
 }
 
-static ms_seq_chunk *chunk_new(ms_seq_name *name, int64_t segment, int cap)
+ms_seq_chunk *ms_seq_chunk_new(ms_seq_name *name, int64_t segment, int cap)
 {
     ms_seq_chunk *c = malloc(sizeof *c + (size_t)cap);
     if (!c) return NULL;
@@ -65,13 +67,13 @@ static int read_records(ms_genome_reader *r)
     const char *nm;
     int64_t segment = 0;
     while ((rc = ms_fasta_next_record(f, &nm)) == 1) {
-        ms_seq_name *name = name_new(nm);
+        ms_seq_name *name = ms_seq_name_new(nm);
         if (!name) { rc = MS_ERR_NOMEM; break; }
         ms_seq_chunk *cur = NULL;
         int64_t pos = 0;
         char prev = 0;
         for (;;) {
-            ms_seq_chunk *c = chunk_new(name, segment, cap);
+            ms_seq_chunk *c = ms_seq_chunk_new(name, segment, cap);
             if (!c) { rc = MS_ERR_NOMEM; break; }
             ssize_t got = 0;
             while (c->n < cap && (got = ms_fasta_read(f, c->bases + c->n, cap - c->n)) > 0)
@@ -92,7 +94,7 @@ static int read_records(ms_genome_reader *r)
             if (rc == 1 || rc == MS_OK) { if (push(r, cur) != 0) rc = MS_ERR_ARG; }
             else ms_seq_chunk_free(cur);
         }
-        name_unref(name);
+        ms_seq_name_unref(name);
         if (rc != 1 && rc != MS_OK) break;
         if (pos > 0) segment++;
         rc = MS_OK;
@@ -106,13 +108,13 @@ static int read_region(ms_genome_reader *r, ms_faidx *fx, const ms_region *reg, 
 {
     const int cap = r->opts.chunk;
     const int64_t start = reg->beg - r->opts.context > 0 ? reg->beg - r->opts.context : 0;
-    ms_seq_name *name = name_new(reg->chrom);
+    ms_seq_name *name = ms_seq_name_new(reg->chrom);
     if (!name) return MS_ERR_NOMEM;
     int rc = MS_OK;
     char prev = 0;
     for (int64_t pos = start; pos < reg->end;) {
         int n = reg->end - pos < cap ? (int)(reg->end - pos) : cap;
-        ms_seq_chunk *c = chunk_new(name, segment, n);
+        ms_seq_chunk *c = ms_seq_chunk_new(name, segment, n);
         if (!c) { rc = MS_ERR_NOMEM; break; }
         ssize_t got = ms_faidx_fetch(fx, reg->chrom, pos, pos + n, c->bases);
         if (got != n) { ms_seq_chunk_free(c); rc = got < 0 ? (int)got : MS_ERR_IO; break; }
@@ -126,7 +128,43 @@ static int read_region(ms_genome_reader *r, ms_faidx *fx, const ms_region *reg, 
         pos += n;
         if (push(r, c) != 0) { rc = MS_ERR_ARG; break; }
     }
-    name_unref(name);
+    ms_seq_name_unref(name);
+    return rc;
+}
+
+/* One region read backwards and complemented: the reverse strand in its own 5'->3'
+ * order, with up to `context` warm-up bases after the region's end fed first. Pieces of
+ * at most one chunk are fetched from the end towards the start: memory stays bounded. */
+static int read_region_reverse(ms_genome_reader *r, ms_faidx *fx, const ms_region *reg,
+                               int64_t segment)
+{
+    const int cap = r->opts.chunk;
+    const int64_t len = ms_faidx_seq_len(fx, reg->chrom);
+    const int64_t stop = reg->end + r->opts.context < len ? reg->end + r->opts.context : len;
+    ms_seq_name *name = ms_seq_name_new(reg->chrom);
+    char *tmp = malloc((size_t)cap);
+    int rc = name && tmp ? MS_OK : MS_ERR_NOMEM;
+    char prev = 0;
+    for (int64_t hi = stop; rc == MS_OK && hi > reg->beg;) {
+        int n = hi - reg->beg < cap ? (int)(hi - reg->beg) : cap;
+        ms_seq_chunk *c = ms_seq_chunk_new(name, segment, n);
+        if (!c) { rc = MS_ERR_NOMEM; break; }
+        ssize_t got = ms_faidx_fetch(fx, reg->chrom, hi - n, hi, tmp);
+        if (got != n) { ms_seq_chunk_free(c); rc = got < 0 ? (int)got : MS_ERR_IO; break; }
+        for (int j = 0; j < n; j++) c->bases[j] = ms_complement(tmp[n - 1 - j]);
+        c->n = n;
+        c->pos0 = hi - 1;
+        c->reverse = 1;
+        c->first = hi == stop;
+        c->last = hi - n == reg->beg;
+        c->prev = prev;
+        c->n_warm = hi > reg->end ? (int)(hi - reg->end < n ? hi - reg->end : n) : 0;
+        prev = c->bases[n - 1];
+        hi -= n;
+        if (push(r, c) != 0) rc = MS_ERR_ARG;
+    }
+    free(tmp);
+    if (name) ms_seq_name_unref(name);
     return rc;
 }
 
@@ -134,7 +172,16 @@ static void *reader_main(void *arg)
 {
     ms_genome_reader *r = arg;
     int rc = MS_OK;
-    if (r->opts.regions && r->opts.regions->n > 0) {
+    if (r->opts.strand != MS_STRAND_FORWARD) {
+        ms_faidx *fx;
+        rc = ms_faidx_open(r->opts.fasta, &fx);
+        for (int i = 0; rc == MS_OK && i < r->opts.regions->n; i++) {
+            rc = read_region_reverse(r, fx, &r->opts.regions->r[i], 2 * (int64_t)i + 1);
+            if (rc == MS_OK && r->opts.strand == MS_STRAND_BOTH)
+                rc = read_region(r, fx, &r->opts.regions->r[i], 2 * (int64_t)i);
+        }
+        if (fx) ms_faidx_close(fx);
+    } else if (r->opts.regions && r->opts.regions->n > 0) {
         ms_faidx *fx;
         rc = ms_faidx_open(r->opts.fasta, &fx);
         for (int i = 0; rc == MS_OK && i < r->opts.regions->n; i++)
@@ -177,23 +224,32 @@ int ms_genome_reader_start(ms_genome_reader *r, const ms_genome_reader_opts *opt
         ms_error("--chunk must be >= 1 (got %d)", opts->chunk);
         return MS_ERR_ARG;
     }
-    if (opts->regions && opts->regions->n > 0) {
+    if ((opts->regions && opts->regions->n > 0) || opts->strand != MS_STRAND_FORWARD) {
         if (!strcmp(opts->fasta, "-")) {
-            ms_error("--region/--regions need an indexable FASTA file, not stdin");
+            ms_error("--region/--regions/--strand need an indexable FASTA file, not stdin");
             return MS_ERR_ARG;
         }
         /* Resolve every region before starting, so bad ones fail before any output. */
         ms_faidx *fx;
         int rc = ms_faidx_open(opts->fasta, &fx);
         if (rc != MS_OK) return rc;
+        if (!opts->regions || opts->regions->n == 0) {
+            /* Whole records, in file order, become regions (the reverse pass needs
+             * random access). */
+            for (int i = 0; rc == MS_OK && i < ms_faidx_count(fx); i++)
+                rc = ms_region_add(&r->whole, ms_faidx_name(fx, i), 0, INT64_MAX);
+            r->opts.regions = &r->whole;
+            opts = &r->opts;
+        }
         r->total_bases = 0;
-        for (int i = 0; i < opts->regions->n; i++) {
+        for (int i = 0; rc == MS_OK && i < opts->regions->n; i++) {
             rc = ms_faidx_resolve(fx, &opts->regions->r[i]);
             if (rc != MS_OK) break;
             r->total_bases += opts->regions->r[i].end - opts->regions->r[i].beg;
         }
+        if (opts->strand == MS_STRAND_BOTH) r->total_bases *= 2;
         ms_faidx_close(fx);
-        if (rc != MS_OK) return rc;
+        if (rc != MS_OK) { ms_region_list_free(&r->whole); return rc; }
     } else {
         /* Open once here so a missing file fails before the pipeline starts. */
         if (strcmp(opts->fasta, "-")) {
@@ -208,6 +264,7 @@ int ms_genome_reader_start(ms_genome_reader *r, const ms_genome_reader_opts *opt
     }
     if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
         ms_error("cannot start the reader thread");
+        ms_region_list_free(&r->whole);
         return MS_ERR_NOMEM;
     }
     return MS_OK;
@@ -216,5 +273,6 @@ int ms_genome_reader_start(ms_genome_reader *r, const ms_genome_reader_opts *opt
 int ms_genome_reader_join(ms_genome_reader *r)
 {
     pthread_join(r->thread, NULL);
+    ms_region_list_free(&r->whole);
     return r->status;
 }

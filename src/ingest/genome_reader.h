@@ -19,6 +19,8 @@
 typedef struct {
     char *name;        /* record / chrom name; shared by a segment's chunks (refcounted) */
     int refs;          /* chunks still holding the name (atomic) */
+    void *user;        /* what a producer attaches to a segment (a read's record), or NULL */
+    void (*user_free)(void *user); /* called on user when the last reference goes */
 } ms_seq_name;
 
 typedef struct {
@@ -29,17 +31,31 @@ typedef struct {
     int n_warm;        /* leading bases fed but not scored (region context) */
     int first;         /* 1: first chunk of its segment (prev is none) */
     int last;          /* 1: last chunk of its segment */
+    int reverse;       /* 1: reverse-strand pass: bases[j] is the complement of the forward
+                        * base at pos0 - j (positions descend) */
     char prev;         /* base before bases[0] in the segment, when !first */
     char bases[];      /* [n] as in the file */
 } ms_seq_chunk;
 
 void ms_seq_chunk_free(ms_seq_chunk *c);
+/* A name holding one reference (the producer's), or NULL when out of memory. */
+ms_seq_name *ms_seq_name_new(const char *s);
+void ms_seq_name_unref(ms_seq_name *n);
+/* A zeroed chunk of one segment with room for cap bases; takes a reference on name. */
+ms_seq_chunk *ms_seq_chunk_new(ms_seq_name *name, int64_t segment, int cap);
+
+/* Which strands of a FASTA are scored (see ms_genome_reader_opts.strand). */
+typedef enum { MS_STRAND_FORWARD = 0, MS_STRAND_REVERSE = 1, MS_STRAND_BOTH = 2 } ms_strand;
 
 typedef struct {
     const char *fasta;           /* path or "-" */
     const ms_region_list *regions; /* NULL or empty: every record, streamed */
     int64_t context;             /* warm-up bases before each region */
     int chunk;                   /* bases per chunk */
+    ms_strand strand;            /* REVERSE / BOTH: each region (whole records become regions
+                                  * from the .fai) is first read backwards, complemented, as
+                                  * segment 2i+1, with `context` warm-up bases after its end;
+                                  * BOTH then reads it forwards as segment 2i. Needs faidx. */
 } ms_genome_reader_opts;
 
 typedef struct {
@@ -48,6 +64,7 @@ typedef struct {
     pthread_t thread;
     int status;                  /* MS_OK, or the error that stopped reading */
     int64_t total_bases;         /* bases to score if known in advance (faidx), else -1 */
+    ms_region_list whole;        /* whole records as regions (strand passes), owned */
 } ms_genome_reader;
 
 /* Check the inputs (open the file, resolve regions through faidx), then start the

@@ -37,6 +37,11 @@ static int list_append(ms_region_list *list, const char *chrom, size_t chrom_len
     return MS_OK;
 }
 
+int ms_region_add(ms_region_list *list, const char *chrom, int64_t beg, int64_t end)
+{
+    return list_append(list, chrom, strlen(chrom), beg, end);
+}
+
 void ms_region_list_free(ms_region_list *list)
 {
     for (int i = 0; i < list->n; i++) free(list->r[i].chrom);
@@ -253,6 +258,16 @@ void ms_faidx_close(ms_faidx *fx)
     if (fx->fai) fai_destroy(fx->fai);
     free(fx->path);
     free(fx);
+}
+
+int ms_faidx_count(const ms_faidx *fx)
+{
+    return faidx_nseq(fx->fai);
+}
+
+const char *ms_faidx_name(const ms_faidx *fx, int i)
+{
+    return faidx_iseq(fx->fai, i);
 }
 
 int64_t ms_faidx_seq_len(const ms_faidx *fx, const char *chrom)

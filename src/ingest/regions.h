@@ -23,12 +23,17 @@ int ms_region_parse(const char *s, ms_region_list *list);
 /* BED file (0-based half-open; header/track/browser/# lines skipped). Errors name the
  * file and line. */
 int ms_region_read_bed(const char *path, ms_region_list *list);
+/* Append [beg, end) of chrom (copied). Returns 0 or MS_ERR_NOMEM. */
+int ms_region_add(ms_region_list *list, const char *chrom, int64_t beg, int64_t end);
 void ms_region_list_free(ms_region_list *list);
 
 /* A FASTA opened through faidx (path must be a file, not stdin; plain or BGZF). */
 typedef struct ms_faidx ms_faidx;
 int ms_faidx_open(const char *fasta_path, ms_faidx **out);
 void ms_faidx_close(ms_faidx *fx);
+/* Sequences of the index, in file order: count and i-th name (valid while fx is open). */
+int ms_faidx_count(const ms_faidx *fx);
+const char *ms_faidx_name(const ms_faidx *fx, int i);
 /* Length of a sequence, or -1 if the index has no such name. */
 int64_t ms_faidx_seq_len(const ms_faidx *fx, const char *chrom);
 /* Clamp a region to its sequence (end INT64_MAX -> length). Returns 0, or MS_ERR_ARG

@@ -1,5 +1,6 @@
-/* sink.c - open / write / close for the score writers; the text of each format lives
- * in sink_tsv.c, sink_bedgraph.c and sink_wig.c.
+/* sink.c - open / write / close for the score writers; each format lives in
+ * sink_tsv.c, sink_bedgraph.c, sink_wig.c and sink_bigwig.c (which writes its own file
+ * through libBigWig, under the same temporary name).
  *
  * A named regular file is written as PATH.tmp.<pid> and renamed on a good close, so a
  * reader never sees a half-written PATH and a failed run leaves nothing. Paths that are
@@ -10,6 +11,7 @@
 #include "sink_impl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -62,23 +64,60 @@ static char *dup_str(const char *a)
     return d;
 }
 
+static int text_begin(ms_sink *s) { return 0; }
+static int text_write(ms_sink *s, const char *chrom, const ms_score *sc, int n) { return 0; }
+static const ms_sink_ops text_ops = {text_begin, text_write, NULL, 0};
+
+int ms_sink_printf(ms_sink *s, const char *fmt, ...)
+{
+    if (s->failed) return MS_ERR_IO;
+    if (!s->f) return MS_ERR_ARG;
+    va_list ap;
+    va_start(ap, fmt);
+    errno = 0;
+    int n = vfprintf(s->f, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        ms_sink_fail(s);
+        return report(s, "cannot write");
+    }
+    return MS_OK;
+}
+
 int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_sink **out)
 {
+    ms_sink_opts o = {path, fmt, value, NULL, 0};
+    return ms_sink_open_opts(&o, out);
+}
+
+int ms_sink_open_opts(const ms_sink_opts *opts, ms_sink **out)
+{
     *out = NULL;
+    const char *path = opts->path;
+    ms_sink_format fmt = opts->format;
+    ms_sink_value value = opts->value;
     const ms_sink_ops *ops = fmt == MS_FMT_TSV        ? &ms_sink_tsv_ops
                              : fmt == MS_FMT_BEDGRAPH ? &ms_sink_bedgraph_ops
                              : fmt == MS_FMT_WIG      ? &ms_sink_wig_ops
+                             : fmt == MS_FMT_BIGWIG   ? &ms_sink_bigwig_ops
+                             : fmt == MS_FMT_TEXT     ? &text_ops
                                                       : NULL;
     if (!ops || (unsigned)value > MS_VAL_PT) {
         ms_error("ms_sink_open: unknown format %d or value %d", (int)fmt, (int)value);
         return MS_ERR_ARG;
     }
     int to_stdout = !path || strcmp(path, "-") == 0;
+    if (to_stdout && ops->own_file) {
+        ms_error("bigWig output needs a file name (-o FILE.bw), not standard output");
+        return MS_ERR_ARG;
+    }
 
     ms_sink *s = calloc(1, sizeof *s);
     if (!s) goto nomem;
     s->ops = ops;
     s->value = value;
+    s->mask_soft = opts->mask_soft;
+    s->fasta = opts->fasta;
     s->path = dup_str(to_stdout ? "-" : path);
     s->buf = malloc(MS_SINK_BUF);
     if (!s->path || !s->buf) goto nomem;
@@ -99,6 +138,14 @@ int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_s
             size_t n = strlen(path) + 32;
             if (!(s->tmp = malloc(n))) goto nomem;
             snprintf(s->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+        }
+        if (ops->own_file) {
+            if (s->ops->begin(s) != 0) {
+                sink_free(s);  /* the format logged why and left nothing behind */
+                return MS_ERR_IO;
+            }
+            *out = s;
+            return MS_OK;
         }
         if (!(s->f = fopen(in_place ? path : s->tmp, "w"))) {
             ms_error("cannot create %s: %s", in_place ? path : s->tmp, strerror(errno));
@@ -137,6 +184,10 @@ int ms_sink_close(ms_sink *s, int ok)
     if (!s) return MS_OK;
     int rc = s->failed ? MS_ERR_IO : MS_OK;
 
+    if (s->ops->own_file) {
+        if (s->ops->end(s) != 0 && rc == MS_OK) rc = MS_ERR_IO; /* logged by the format */
+        goto rename_tmp;
+    }
     errno = 0;
     if (fflush(s->f) != 0 || ferror(s->f)) {
         ms_sink_fail(s);
@@ -147,6 +198,7 @@ int ms_sink_close(ms_sink *s, int ok)
         ms_sink_fail(s);
         rc = report(s, "cannot write");
     }
+rename_tmp:
     if (s->tmp) {
         if (ok && rc == MS_OK) {
             if (rename(s->tmp, s->path) != 0) {
@@ -168,6 +220,7 @@ int ms_sink_format_parse(const char *s)
     if (strcasecmp(s, "tsv") == 0) return MS_FMT_TSV;
     if (strcasecmp(s, "bedgraph") == 0) return MS_FMT_BEDGRAPH;
     if (strcasecmp(s, "wig") == 0) return MS_FMT_WIG;
+    if (strcasecmp(s, "bigwig") == 0 || strcasecmp(s, "bw") == 0) return MS_FMT_BIGWIG;
     return -1;
 }
 
@@ -187,5 +240,6 @@ int ms_sink_format_from_path(const char *path)
     if (strcasecmp(dot, "tsv") == 0 || strcasecmp(dot, "txt") == 0) return MS_FMT_TSV;
     if (strcasecmp(dot, "bedgraph") == 0 || strcasecmp(dot, "bg") == 0) return MS_FMT_BEDGRAPH;
     if (strcasecmp(dot, "wig") == 0) return MS_FMT_WIG;
+    if (strcasecmp(dot, "bw") == 0 || strcasecmp(dot, "bigwig") == 0) return MS_FMT_BIGWIG;
     return -1;
 }

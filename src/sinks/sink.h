@@ -1,4 +1,4 @@
-/* sink.h - per-position score writers: TSV, bedGraph, wig (fixedStep).
+/* sink.h - per-position score writers: TSV, bedGraph, wig (fixedStep), bigWig.
  *
  * Positions arrive in input order, each exactly once. With a path, output goes to
  * PATH.tmp.<pid> and is renamed to PATH by ms_sink_close(s, 1); ms_sink_close(s, 0)
@@ -8,7 +8,9 @@
 
 #include <stdint.h>
 
-typedef enum { MS_FMT_TSV, MS_FMT_BEDGRAPH, MS_FMT_WIG } ms_sink_format;
+/* MS_FMT_TEXT: no per-position format; the caller writes lines with ms_sink_printf (per-read
+ * and per-variant tables), getting the same temporary name, rename and error handling. */
+typedef enum { MS_FMT_TSV, MS_FMT_BEDGRAPH, MS_FMT_WIG, MS_FMT_BIGWIG, MS_FMT_TEXT } ms_sink_format;
 /* Which score a one-value track (bedGraph, wig) carries. */
 typedef enum { MS_VAL_LOGP, MS_VAL_ENTROPY, MS_VAL_PA, MS_VAL_PC, MS_VAL_PG, MS_VAL_PT } ms_sink_value;
 
@@ -27,20 +29,36 @@ typedef struct {
 
 typedef struct ms_sink ms_sink;
 
+typedef struct {
+    const char *path;      /* NULL or "-": stdout (not for bigWig) */
+    ms_sink_format format;
+    ms_sink_value value;
+    const char *fasta;     /* bigWig: chromosome sizes from this FASTA's .fai (built if
+                            * missing), in its order; positions must come in that order */
+    int mask_soft;         /* 1: lower-case (soft-masked) positions left out of tracks
+                            * (bedGraph, wig, bigWig); TSV keeps them, flagged */
+} ms_sink_opts;
+
+/* Open a sink as opts say. Returns as ms_sink_open. */
+int ms_sink_open_opts(const ms_sink_opts *opts, ms_sink **out);
 /* path NULL or "-" writes stdout. Returns 0 and *out, or MS_ERR_IO after logging
  * (MS_ERR_ARG for an unknown format / value, MS_ERR_NOMEM); *out is then NULL. */
 int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_sink **out);
 /* Scores of n consecutive-or-not positions of one chrom, ascending. A gap in positions
  * (regions) starts a new wig block. Returns 0 or MS_ERR_IO. */
 int ms_sink_write(ms_sink *s, const char *chrom, const ms_score *scores, int n);
+/* Formatted text (MS_FMT_TEXT, or a header before a TSV's first position). Returns 0 or
+ * MS_ERR_IO (logged once). */
+int ms_sink_printf(ms_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flush and finish. ok=1 renames the temporary file into place; ok=0 removes it.
  * Returns 0 or MS_ERR_IO. Frees s either way. */
 int ms_sink_close(ms_sink *s, int ok);
 
-/* Parse "tsv" / "bedgraph" / "wig" and "logp" / "entropy" / "pA".. ; -1 if unknown. */
+/* Parse "tsv" / "bedgraph" / "wig" / "bigwig" and "logp" / "entropy" / "pA".. ; -1 if unknown. */
 int ms_sink_format_parse(const char *s);
 int ms_sink_value_parse(const char *s);
-/* Guess a format from a file name's extension (.tsv/.bedgraph/.bg/.wig); -1 if none. */
+/* Guess a format from a file name's extension (.tsv/.bedgraph/.bg/.wig/.bw/.bigwig);
+ * -1 if none. */
 int ms_sink_format_from_path(const char *path);
 
 #endif

@@ -16,6 +16,7 @@ static int bedgraph_begin(ms_sink *s)
 static int bedgraph_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
 {
     for (int i = 0; i < n; i++) {
+        if (s->mask_soft && ms_sink_masked(&sc[i])) continue;
         long long start = (long long)sc[i].pos;
         if (fprintf(s->f, "%s\t%lld\t%lld\t%.6g\n", chrom, start, start + 1,
                     ms_sink_value_of(&sc[i], s->value)) < 0)
@@ -24,4 +25,4 @@ static int bedgraph_write(ms_sink *s, const char *chrom, const ms_score *sc, int
     return 0;
 }
 
-const ms_sink_ops ms_sink_bedgraph_ops = {bedgraph_begin, bedgraph_write};
+const ms_sink_ops ms_sink_bedgraph_ops = {bedgraph_begin, bedgraph_write, NULL, 0};

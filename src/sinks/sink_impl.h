@@ -14,6 +14,8 @@
 typedef struct {
     int (*begin)(ms_sink *s);  /* header / track line */
     int (*write)(ms_sink *s, const char *chrom, const ms_score *scores, int n);
+    int (*end)(ms_sink *s);    /* before the file is closed; NULL when nothing to do */
+    int own_file;              /* 1: the format writes s->tmp / s->path itself (no FILE) */
 } ms_sink_ops;
 
 struct ms_sink {
@@ -29,11 +31,21 @@ struct ms_sink {
     char *chrom;           /* chrom of the block, NULL before the first */
     size_t chrom_cap;
     int64_t next_pos;      /* 0-based position that continues the block */
+    int mask_soft;         /* leave lower-case positions out of tracks */
+    const char *fasta;     /* bigWig: where chromosome sizes come from */
+    void *bw;              /* bigWig writer state (sink_bigwig.c) */
 };
 
 extern const ms_sink_ops ms_sink_tsv_ops;
 extern const ms_sink_ops ms_sink_bedgraph_ops;
 extern const ms_sink_ops ms_sink_wig_ops;
+extern const ms_sink_ops ms_sink_bigwig_ops;
+
+/* Soft-masked: a lower-case letter. */
+static inline int ms_sink_masked(const ms_score *sc)
+{
+    return sc->ref >= 'a' && sc->ref <= 'z';
+}
 
 /* The score a one-value track carries, and its name for track lines. */
 static inline float ms_sink_value_of(const ms_score *sc, ms_sink_value v)

@@ -1,5 +1,6 @@
 /* sink_tsv.c - every score of every position, one tab-separated line each:
- *   #chrom pos ref logp entropy pA pC pG pT pred rule      (pos 1-based)
+ *   #chrom pos ref logp entropy pA pC pG pT pred rule masked   (pos 1-based; masked 1
+ *   for a lower-case, soft-masked, reference letter)
  *
  * Floats are written %.6g: relative error <= 5e-6, below the spread of the model's
  * float32 outputs between backends and chunkings (summation order, fused ops: ~1e-5
@@ -9,7 +10,7 @@
 
 static int tsv_begin(ms_sink *s)
 {
-    return fputs("#chrom\tpos\tref\tlogp\tentropy\tpA\tpC\tpG\tpT\tpred\trule\n", s->f) < 0
+    return fputs("#chrom\tpos\tref\tlogp\tentropy\tpA\tpC\tpG\tpT\tpred\trule\tmasked\n", s->f) < 0
                ? ms_sink_fail(s)
                : 0;
 }
@@ -18,12 +19,12 @@ static int tsv_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
 {
     for (int i = 0; i < n; i++) {
         const ms_score *c = &sc[i];
-        if (fprintf(s->f, "%s\t%lld\t%c\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%c\t%u\n", chrom,
+        if (fprintf(s->f, "%s\t%lld\t%c\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%c\t%u\t%d\n", chrom,
                     (long long)c->pos + 1, c->ref, c->logp, c->entropy, c->p[0], c->p[1],
-                    c->p[2], c->p[3], c->pred, (unsigned)c->rule) < 0)
+                    c->p[2], c->p[3], c->pred, (unsigned)c->rule, ms_sink_masked(c)) < 0)
             return ms_sink_fail(s);
     }
     return 0;
 }
 
-const ms_sink_ops ms_sink_tsv_ops = {tsv_begin, tsv_write};
+const ms_sink_ops ms_sink_tsv_ops = {tsv_begin, tsv_write, NULL, 0};

@@ -2,7 +2,7 @@
  *   fixedStep chrom=C start=S step=1     (S 1-based)
  *   value                                 (one line per base, %.6g as in sink_tsv.c)
  * A new block starts at the first position, on a change of chrom, and wherever the
- * positions skip (regions), since fixedStep has no way to say "no value here". */
+ * positions skip (regions, soft-masked runs left out), since fixedStep has no way to say "no value here". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +35,7 @@ static int wig_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
     int same_chrom = s->chrom && strcmp(s->chrom, chrom) == 0;
     if (!same_chrom && set_chrom(s, chrom) != 0) return -1;
     for (int i = 0; i < n; i++) {
+        if (s->mask_soft && ms_sink_masked(&sc[i])) continue; /* the gap starts a new block */
         if (!same_chrom || sc[i].pos != s->next_pos) {
             if (fprintf(s->f, "fixedStep chrom=%s start=%lld step=1\n", chrom,
                         (long long)sc[i].pos + 1) < 0)
@@ -48,4 +49,4 @@ static int wig_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
     return 0;
 }
 
-const ms_sink_ops ms_sink_wig_ops = {wig_begin, wig_write};
+const ms_sink_ops ms_sink_wig_ops = {wig_begin, wig_write, NULL, 0};

@@ -1,0 +1,213 @@
+/* score_engine.c - chunks of many segments -> batched forward calls -> scored chunks. */
+#include "score_engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "score.h"
+
+void ms_scored_chunk_free(ms_scored_chunk *sc)
+{
+    if (!sc) return;
+    ms_seq_chunk_free(sc->chunk);
+    free(sc->scores);
+    free(sc->hidden);
+    free(sc);
+}
+
+/* A pool of streams, one per segment in flight. */
+typedef struct {
+    ms_stream **s;
+    int64_t *segment; /* segment bound to slot, -1 = free */
+    int n;
+} stream_pool;
+
+static ms_stream *pool_get(stream_pool *p, int64_t segment, int first)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->segment[i] == segment) return p->s[i];
+    for (int i = 0; i < p->n; i++)
+        if (p->segment[i] < 0) {
+            p->segment[i] = segment;
+            if (first) ms_stream_reset(p->s[i]);
+            return p->s[i];
+        }
+    return NULL;
+}
+
+static void pool_release(stream_pool *p, int64_t segment)
+{
+    for (int i = 0; i < p->n; i++)
+        if (p->segment[i] == segment) p->segment[i] = -1;
+}
+
+typedef struct {
+    const ms_model_info *info;
+    int use_bos;
+} token_map;
+
+/* Position of base j of a chunk in forward coordinates, 1-based, for messages. */
+static long long msg_pos(const ms_seq_chunk *c, int j)
+{
+    return (long long)(c->reverse ? c->pos0 - j : c->pos0 + j) + 1;
+}
+
+/* Token for a base letter; -1 (after logging) if the model has none for it. */
+static int base_token(const token_map *tm, char b, const ms_seq_chunk *c, int j)
+{
+    int t = tm->info->token_of_char[(unsigned char)b];
+    if (t < 0) t = tm->info->unk_token;
+    if (t < 0)
+        ms_error("%s:%lld: letter '%c' has no token in the model's alphabet and the model has "
+                 "no N/UNK token", c->name->name, msg_pos(c, j), b);
+    return t;
+}
+
+/* Score mode (see score_engine.h): token j is the input just before base j. Returns the
+ * count, or -1; *skip = 1 when base 0 gets the uniform score and no token. */
+static int predict_tokens(const token_map *tm, const ms_seq_chunk *c, int32_t *tok, int *skip)
+{
+    int n = 0;
+    *skip = 0;
+    for (int j = 0; j < c->n; j++) {
+        int t;
+        if (j > 0) t = base_token(tm, c->bases[j - 1], c, j - 1);
+        else if (!c->first) t = base_token(tm, c->prev, c, -1);
+        else if (tm->use_bos) t = tm->info->bos_token;
+        else { *skip = 1; continue; }
+        if (t < 0) return -1;
+        tok[n++] = t;
+    }
+    return n;
+}
+
+/* Hidden mode: BOS (at a segment's start, when used), then the chunk's own bases.
+ * *skip = 1 when a BOS row leads (its output is not a position's). */
+static int consume_tokens(const token_map *tm, const ms_seq_chunk *c, int32_t *tok, int *skip)
+{
+    int n = 0;
+    *skip = c->first && tm->use_bos;
+    if (*skip) tok[n++] = tm->info->bos_token;
+    for (int j = 0; j < c->n; j++) {
+        int t = base_token(tm, c->bases[j], c, j);
+        if (t < 0) return -1;
+        tok[n++] = t;
+    }
+    return n;
+}
+
+/* The scored form of chunk i of a batch whose logits / hidden rows start at row0. */
+static ms_scored_chunk *finish_chunk(const ms_score_engine_opts *o, const ms_model_info *info,
+                                     ms_seq_chunk *c, int skip, const float *logits,
+                                     const float *hidden, int row0)
+{
+    static const int cols4[4] = {0, 1, 2, 3};
+    ms_scored_chunk *sc = calloc(1, sizeof *sc);
+    if (!sc) return NULL;
+    sc->chunk = c;
+    size_t n = c->n ? (size_t)c->n : 1;
+    if (o->hidden) {
+        size_t d = (size_t)info->d_model;
+        if (!(sc->hidden = malloc(sizeof(float) * n * d))) { free(sc); return NULL; }
+        if (c->n) memcpy(sc->hidden, hidden + (size_t)(row0 + skip) * d, sizeof(float) * c->n * d);
+        return sc;
+    }
+    if (!(sc->scores = malloc(sizeof(ms_score) * n))) { free(sc); return NULL; }
+    for (int j = 0; j < c->n; j++) {
+        ms_score *s = &sc->scores[j];
+        if (skip && j == 0) {
+            ms_score_uniform(c->bases[0], s);
+        } else {
+            ms_score_from_logits(logits + (size_t)(row0 + j - skip) * 4, cols4, c->bases[j], s);
+            s->rule = (c->first && j == 0) ? 1 : 0;
+        }
+        s->pos = c->reverse ? c->pos0 - j : c->pos0 + j;
+    }
+    return sc;
+}
+
+int ms_score_engine_run(const ms_score_engine_opts *o, ms_ctx *ctx, const ms_model_info *info,
+                        ms_ring *in, ms_ring *out, ms_progress *prog)
+{
+    const int max_streams = o->batch;
+    const int max_tokens = (o->chunk + 1) * o->batch; /* +1: a BOS row in hidden mode */
+    token_map tm = {info, o->use_bos};
+    stream_pool pool = {calloc(max_streams + 1, sizeof(ms_stream *)),
+                        calloc(max_streams + 1, sizeof(int64_t)), max_streams + 1};
+    int32_t *tok = malloc(sizeof(int32_t) * max_tokens);
+    float *logits = o->hidden ? NULL : malloc(sizeof(float) * (size_t)max_tokens * 4); /* [T][A,C,G,T] */
+    float *hidden = o->hidden ? malloc(sizeof(float) * (size_t)max_tokens * info->d_model) : NULL; /* [T][d_model] */
+    ms_seq_chunk **batch = calloc(max_streams, sizeof *batch);
+    ms_chunk *fw = calloc(max_streams, sizeof *fw);
+    int *skip = calloc(max_streams, sizeof *skip);
+    int *row = calloc(max_streams, sizeof *row); /* first logits row of chunk i */
+    int rc = MS_OK;
+    if (!pool.s || !pool.segment || !tok || !(logits || hidden) || !batch || !fw || !skip || !row)
+        rc = MS_ERR_NOMEM;
+    for (int i = 0; rc == MS_OK && i < pool.n; i++) {
+        pool.segment[i] = -1;
+        rc = ms_stream_new(ctx, &pool.s[i]);
+    }
+    ms_seq_chunk *held = NULL;
+    int64_t done = 0;
+    while (rc == MS_OK) {
+        int nb = 0, ntok = 0;
+        if (held) { batch[nb++] = held; ntok += held->n + 1; held = NULL; }
+        while (nb < max_streams) {
+            /* Always fill the batch (up to a clash or the end of input) rather than run
+             * whatever has arrived: batch composition, and so the exact float rounding,
+             * must not depend on thread timing - the same input gives the same bytes. */
+            ms_seq_chunk *c = ms_ring_pop(in);
+            if (!c) break;
+            int clash = 0;
+            for (int i = 0; i < nb; i++) clash |= batch[i]->segment == c->segment;
+            if (clash || ntok + c->n + 1 > max_tokens) { held = c; break; }
+            batch[nb++] = c;
+            ntok += c->n + 1;
+        }
+        if (nb == 0) break;
+        /* tokens of each chunk, packed */
+        int nf = 0, t0 = 0;
+        for (int i = 0; i < nb && rc == MS_OK; i++) {
+            ms_seq_chunk *c = batch[i];
+            int n = o->hidden ? consume_tokens(&tm, c, tok + t0, &skip[i])
+                              : predict_tokens(&tm, c, tok + t0, &skip[i]);
+            if (n < 0) { rc = MS_ERR_FORMAT; break; }
+            row[i] = t0;
+            if (n > 0) {
+                fw[nf++] = (ms_chunk){pool_get(&pool, c->segment, c->first), tok + t0, n};
+                t0 += n;
+            }
+        }
+        if (rc == MS_OK && nf > 0)
+            rc = ms_forward_cols(ctx, fw, nf, info->base_token, 4, logits, hidden);
+        for (int i = 0; i < nb; i++) {
+            ms_seq_chunk *c = batch[i];
+            ms_scored_chunk *sc = NULL;
+            if (rc == MS_OK) {
+                sc = finish_chunk(o, info, c, skip[i], logits, hidden, row[i]);
+                if (!sc) rc = MS_ERR_NOMEM;
+                else done += c->n - c->n_warm;
+            }
+            if (c->last) pool_release(&pool, c->segment);
+            if (!sc || ms_ring_push(out, sc) != 0) {
+                if (sc) { sc->chunk = NULL; ms_scored_chunk_free(sc); rc = rc == MS_OK ? MS_ERR_IO : rc; }
+                ms_seq_chunk_free(c);
+            }
+        }
+        ms_progress_update(prog, done, 0);
+    }
+    ms_progress_update(prog, done, 1);
+    if (held) ms_seq_chunk_free(held);
+    if (rc != MS_OK) {
+        /* drain and discard so the reader can finish */
+        ms_ring_close(in);
+        ms_seq_chunk *c;
+        while ((c = ms_ring_pop(in))) ms_seq_chunk_free(c);
+    }
+    for (int i = 0; i < pool.n; i++) if (pool.s && pool.s[i]) ms_stream_free(pool.s[i]);
+    free(pool.s); free(pool.segment); free(tok); free(logits); free(hidden); free(batch); free(fw);
+    free(skip); free(row);
+    return rc;
+}
