@@ -207,7 +207,9 @@ static void usage(FILE *f)
 "  --decode-steps N    decode steps timed [32]\n"
 "  --device D          cpu | cuda | cuda:N [cpu]\n"
 "  --precision P       fp32 | bf16 | fp16 [fp32 on cpu, bf16 on cuda]\n"
-"  --threads N         CPU threads [all cores]\n");
+"  --threads N         CPU threads [all cores]\n"
+"  --write-model DIR   only write the random model of --arch (mamba1 or mamba2; bf16) to\n"
+"                      DIR, for timing other commands on it (DIR must exist)\n");
 }
 
 int ms_cmd_bench(int argc, char **argv)
@@ -218,16 +220,17 @@ int ms_cmd_bench(int argc, char **argv)
     o.decode_steps = 32;
     o.d_model = 768;
     o.n_layer = 24;
-    const char *model_dir = NULL;
+    const char *model_dir = NULL, *write_dir = NULL;
     int prec_set = 0;
     enum { O_ARCH = 256, O_MODEL, O_DM, O_NL, O_TOK, O_CHUNK, O_READS, O_RLEN, O_DEC, O_DSTEPS,
-           O_DEVICE, O_PREC, O_THREADS, O_RPC };
+           O_DEVICE, O_PREC, O_THREADS, O_RPC, O_WRITE };
     static const struct option opts[] = {
         {"arch", 1, 0, O_ARCH}, {"model", 1, 0, O_MODEL}, {"d-model", 1, 0, O_DM},
         {"n-layer", 1, 0, O_NL}, {"tokens", 1, 0, O_TOK}, {"chunk", 1, 0, O_CHUNK},
         {"reads", 1, 0, O_READS}, {"read-len", 1, 0, O_RLEN}, {"reads-per-call", 1, 0, O_RPC}, {"decode", 1, 0, O_DEC},
         {"decode-steps", 1, 0, O_DSTEPS}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PREC},
-        {"threads", 1, 0, O_THREADS}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", 1, 0, O_THREADS}, {"write-model", 1, 0, O_WRITE}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     int ch, bad = 0;
     int64_t v;
     optind = 1;
@@ -247,11 +250,22 @@ int ms_cmd_bench(int argc, char **argv)
         case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.c) != 0; break;
         case O_PREC: bad |= ms_cli_parse_precision(optarg, &o.c) != 0; prec_set = 1; break;
         case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; o.c.n_threads = (int)v; break;
+        case O_WRITE: write_dir = optarg; break;
         case 'h': usage(stdout); return 0;
         default: bad = 1;
         }
     }
     if (bad) return 2;
+    if (write_dir) {
+        if (strcmp(o.arch, "mamba1") && strcmp(o.arch, "mamba2")) {
+            fprintf(stderr, "mamba-stream bench: --write-model needs --arch mamba1 or mamba2\n");
+            return 2;
+        }
+        ms_random_spec s = ms_random_spec_reference(strcmp(o.arch, "mamba1") ? MS_ARCH_MAMBA2 : MS_ARCH_MAMBA1);
+        s.d_model = o.d_model;
+        s.n_layer = o.n_layer;
+        return ms_random_model_write(&s, write_dir) == MS_OK ? 0 : 1;
+    }
     const int gpu = o.c.device == MS_DEVICE_CUDA;
     if (!o.tokens) o.tokens = gpu ? 1048576 : 4096;
     if (!o.c.chunk) o.c.chunk = gpu ? 65536 : 2048;
