@@ -26,6 +26,17 @@ int ms_cli_parse_device(const char *s, ms_cli_common *c);
 int ms_cli_parse_precision(const char *s, ms_cli_common *c);
 /* Load the model and create a context taking up to max_tokens tokens in up to
  * max_streams chunks per call; prints the error and returns non-zero on failure. */
+/* Tokens per forward call for chunk x batch: (chunk + 1) * batch (+1: a BOS row), capped
+ * at 2^18 so that scratch memory stays modest whatever --batch is (a long record only
+ * ever fills one chunk per call), but never below one chunk. The engine loops and the
+ * context must agree on it. */
+static inline int64_t ms_cli_call_tokens(int chunk, int batch)
+{
+    int64_t t = (int64_t)(chunk + 1) * batch;
+    if (t > (1 << 18)) t = 1 << 18;
+    if (t < chunk + 1) t = chunk + 1;
+    return t;
+}
 int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_streams, ms_model **model,
                       ms_ctx **ctx);
 /* Parse a positive integer option; -1 after printing "--name: ..." on failure. */

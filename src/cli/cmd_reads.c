@@ -311,7 +311,7 @@ int ms_cmd_reads(int argc, char **argv)
     out_stage os = {.o = &o, .in_path = o.in};
     int rc = 1, reader_started = 0, out_started = 0;
 
-    if (ms_cli_open_model(&o.common, ((int64_t)o.common.chunk + 1) * o.common.batch, o.common.batch,
+    if (ms_cli_open_model(&o.common, ms_cli_call_tokens(o.common.chunk, o.common.batch), o.common.batch,
                           &model, &ctx) != 0)
         goto done;
     ms_model_info info = *ms_model_info_get(model);

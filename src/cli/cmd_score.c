@@ -238,7 +238,7 @@ int ms_cmd_score(int argc, char **argv)
     ms_genome_reader reader;
     sink_stage ss = {0};
 
-    if (ms_cli_open_model(&o.common, ((int64_t)o.common.chunk + 1) * o.common.batch, o.common.batch,
+    if (ms_cli_open_model(&o.common, ms_cli_call_tokens(o.common.chunk, o.common.batch), o.common.batch,
                           &model, &ctx) != 0)
         goto done;
     ms_model_info info = *ms_model_info_get(model);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "log.h"
 #include "score.h"
 
@@ -131,7 +132,7 @@ int ms_score_engine_run(const ms_score_engine_opts *o, ms_ctx *ctx, const ms_mod
                         ms_ring *in, ms_ring *out, ms_progress *prog)
 {
     const int max_streams = o->batch;
-    const int max_tokens = (o->chunk + 1) * o->batch; /* +1: a BOS row in hidden mode */
+    const int max_tokens = (int)ms_cli_call_tokens(o->chunk, o->batch); /* as the context's */
     token_map tm = {info, o->use_bos};
     stream_pool pool = {calloc(max_streams + 1, sizeof(ms_stream *)),
                         calloc(max_streams + 1, sizeof(int64_t)), max_streams + 1};

@@ -16,6 +16,7 @@
  * head columns, state pointers) into one pinned buffer and sends it with one copy. */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,6 +340,15 @@ static int cu_init(ms_ctx *ctx)
         ms_error("cuda backend: d_state %d (at most 256) or d_conv %d (1..8) not supported",
                  c->d_state, c->d_conv);
         return MS_ERR_UNSUPPORTED;
+    }
+    /* Kernels index activations with 32-bit ints: [max_tokens][widest row] must stay
+     * below 2^31 elements (the widest row is in_proj's output). */
+    const int64_t widest = ms_in_proj_rows(c) > c->d_inner * 2 ? ms_in_proj_rows(c) : c->d_inner * 2;
+    if ((int64_t)p->max_tokens * widest >= INT32_MAX) {
+        ms_error("cuda backend: %d tokens per forward call is too many for this model "
+                 "(at most %lld); lower --chunk or --batch", p->max_tokens,
+                 (long long)((INT32_MAX - 1) / widest));
+        return MS_ERR_ARG;
     }
     cu_ctx *g = calloc(1, sizeof *g);
     if (!g) return MS_ERR_NOMEM;
