@@ -320,6 +320,12 @@ int ms_cmd_vcf(int argc, char **argv)
     int rc = 1, ok = 0;
     char *idx_tmp = NULL;
 
+    /* Up to batch + 1 chunks per call (reference + ALT branches): shorten the chunk so a
+     * call stays within ms_cli_call_tokens' cap (results do not depend on chunking). */
+    if ((int64_t)(o.common.batch + 1) * o.common.chunk > (1 << 18)) {
+        o.common.chunk = (1 << 18) / (o.common.batch + 1);
+        if (o.common.chunk < 1) o.common.chunk = 1;
+    }
     if (ms_cli_open_model(&o.common, ((int64_t)o.common.batch + 1) * o.common.chunk, o.common.batch + 1,
                           &model, &ctx) != 0)
         goto done;
