@@ -42,6 +42,12 @@ int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_stream
 /* Parse a positive integer option; -1 after printing "--name: ..." on failure. */
 int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max);
 
+/* The DNA alphabet a genome command needs: the model's own, or the built-in named by
+ * --alphabet (may be NULL), with tokens for A, C, G and T. Fills *info from the model;
+ * returns 0, or -1 after one error line naming the model directory. */
+int ms_cli_dna_alphabet(const ms_model *model, const char *model_dir, const char *alphabet,
+                        ms_model_info *info);
+
 int ms_cmd_score(int argc, char **argv);
 int ms_cmd_logits(int argc, char **argv);
 int ms_cmd_bench(int argc, char **argv);

@@ -241,18 +241,8 @@ int ms_cmd_score(int argc, char **argv)
     if (ms_cli_open_model(&o.common, ms_cli_call_tokens(o.common.chunk, o.common.batch), o.common.batch,
                           &model, &ctx) != 0)
         goto done;
-    ms_model_info info = *ms_model_info_get(model);
-    if (o.alphabet && ms_alphabet_builtin(o.alphabet, info.n_vocab, &info) != MS_OK) goto done;
-    if (!info.has_alphabet) {
-        ms_error("%s: the model names no input alphabet (no vocab.txt, tokenizer.json or "
-                 "\"mamba_stream\" section in config.json); pass --alphabet", o.common.model_dir);
-        goto done;
-    }
-    for (int b = 0; b < 4; b++)
-        if (info.base_token[b] < 0) {
-            ms_error("%s: the model's alphabet has no token for '%c'", o.common.model_dir, "ACGT"[b]);
-            goto done;
-        }
+    ms_model_info info;
+    if (ms_cli_dna_alphabet(model, o.common.model_dir, o.alphabet, &info) != 0) goto done;
     in = ms_ring_new(RING_CHUNKS);
     out = ms_ring_new(RING_CHUNKS);
     if (!in || !out) goto done;

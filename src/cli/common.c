@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "log.h"
 
 int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max)
 {
@@ -79,5 +81,23 @@ int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_stream
         *model = NULL;
         return -1;
     }
+    return 0;
+}
+
+int ms_cli_dna_alphabet(const ms_model *model, const char *model_dir, const char *alphabet,
+                        ms_model_info *info)
+{
+    *info = *ms_model_info_get(model);
+    if (alphabet && ms_alphabet_builtin(alphabet, info->n_vocab, info) != MS_OK) return -1;
+    if (!info->has_alphabet) {
+        ms_error("%s: the model names no input alphabet (no vocab.txt, tokenizer.json or "
+                 "\"mamba_stream\" section in config.json); pass --alphabet", model_dir);
+        return -1;
+    }
+    for (int b = 0; b < 4; b++)
+        if (info->base_token[b] < 0) {
+            ms_error("%s: the model's alphabet has no token for '%c'", model_dir, "ACGT"[b]);
+            return -1;
+        }
     return 0;
 }
