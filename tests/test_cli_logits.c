@@ -11,19 +11,6 @@
 #include "safetensors.h"
 #include "test_util.h"
 
-static const char *fixtures[] = {
-    "hf/mamba1-tiny-hf", "hf/mamba1-tiny-ssm", "hf/mamba2-tiny-hf", "@falcon-mamba",
-    "@mamba2-groups", "@mamba1-odd", "@mamba1-bf16", "@mamba2-f16", "@mamba1-sharded", "@mamba2-ssm",
-};
-
-static const char *dir_of(const char *name)
-{
-    static char buf[4096];
-    if (name[0] != '@') return tu_fixture(name);
-    snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", getenv("MS_SRC"), name + 1);
-    return buf;
-}
-
 static int run(const char *cmd)
 {
     int rc = system(cmd);
@@ -59,16 +46,16 @@ static void test_fixtures(void **st)
     const char *bin = getenv("MS_BIN");
     assert_non_null(bin);
     const char *chunks[] = {"", "--chunk 1", "--chunk 13"};
-    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++)
+    for (int i = 0; i < tu_n_fixtures; i++)
         for (int c = 0; c < 3; c++) {
             char out[4096], cmd[16384], ref[4200];
-            const char *dir = dir_of(fixtures[i]);
+            const char *dir = tu_fixture_dir(tu_fixture_names[i]);
             snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-            snprintf(out, sizeof out, "%s/out-%zu-%d.safetensors", tu_tmpdir(), i, c);
+            snprintf(out, sizeof out, "%s/out-%d-%d.safetensors", tu_tmpdir(), i, c);
             snprintf(cmd, sizeof cmd, "'%s' logits --model '%s' --ids '%s' --out '%s' %s", bin, dir,
                      ref, out, chunks[c]);
             assert_int_equal(run(cmd), 0);
-            compare(out, ref, fixtures[i], c ? chunks[c] + 2 : "whole");
+            compare(out, ref, tu_fixture_names[i], c ? chunks[c] + 2 : "whole");
         }
 }
 

@@ -26,65 +26,7 @@
 
 /* ------------------------------------------------------------------ fixtures */
 
-typedef struct {
-    ms_model *model;
-    int B, L, V, D;
-    int32_t *ids;
-    float *logits, *hidden;
-} fixture;
-
-static const char *fixture_dirs[] = {
-    "hf/mamba1-tiny-hf", "hf/mamba1-tiny-ssm", "hf/mamba2-tiny-hf",
-    "@falcon-mamba", "@mamba2-groups", "@mamba1-odd", "@mamba1-bf16", "@mamba2-f16",
-    "@mamba1-sharded", "@mamba2-ssm",
-};
-#define N_FIXTURES (int)(sizeof fixture_dirs / sizeof fixture_dirs[0])
-
-static const char *fixture_path(const char *name)
-{
-    static char buf[4096];
-    if (name[0] == '@') {
-        const char *src = getenv("MS_SRC");
-        snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", src ? src : "..", name + 1);
-        return buf;
-    }
-    return tu_fixture(name);
-}
-
-static void fixture_load(const char *name, fixture *f)
-{
-    memset(f, 0, sizeof *f);
-    const char *dir = fixture_path(name);
-    assert_int_equal(ms_model_load(dir, NULL, &f->model), MS_OK);
-    char ref[4200];
-    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-    ms_st_set *st;
-    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
-    const ms_st_tensor *ids = ms_st_find(st, "input_ids");
-    const ms_st_tensor *lg = ms_st_find(st, "logits");
-    const ms_st_tensor *hd = ms_st_find(st, "hidden");
-    assert_non_null(ids); assert_non_null(lg); assert_non_null(hd);
-    f->B = (int)ids->shape[0];
-    f->L = (int)ids->shape[1];
-    f->V = (int)lg->shape[2];
-    f->D = (int)hd->shape[2];
-    int64_t *ids64 = malloc(sizeof(int64_t) * ids->n_elem);
-    assert_int_equal(ms_st_to_i64(ids, ids64), MS_OK);
-    f->ids = malloc(sizeof(int32_t) * ids->n_elem);
-    for (int64_t i = 0; i < ids->n_elem; i++) f->ids[i] = (int32_t)ids64[i];
-    free(ids64);
-    f->logits = malloc(sizeof(float) * lg->n_elem);
-    f->hidden = malloc(sizeof(float) * hd->n_elem);
-    assert_int_equal(ms_st_to_f32(lg, f->logits), MS_OK);
-    assert_int_equal(ms_st_to_f32(hd, f->hidden), MS_OK);
-    ms_st_close(st);
-}
-
-static void fixture_free(fixture *f)
-{
-    ms_model_free(f->model);
-    free(f->ids); free(f->logits); free(f->hidden);
-}
+typedef tu_ref_fixture fixture;
 
 static ms_ctx *gpu_ctx(const ms_model *m, int max_tokens, int max_streams, ms_precision prec)
 {
@@ -175,9 +117,9 @@ static void test_fixtures(void **st)
     for (int sg = 0; sg < 2; sg++) {
         if (segs[sg]) setenv("MS_CUDA_SEG_LEN", segs[sg], 1);
         else unsetenv("MS_CUDA_SEG_LEN");
-        for (int i = 0; i < N_FIXTURES; i++) {
+        for (int i = 0; i < tu_n_fixtures; i++) {
             fixture f;
-            fixture_load(fixture_dirs[i], &f);
+            tu_ref_fixture_load(tu_fixture_names[i], &f);
             size_t nl = (size_t)f.B * f.L * f.V, nh = (size_t)f.B * f.L * f.D;
             float *lg = malloc(sizeof(float) * nl), *hd = malloc(sizeof(float) * nh);
             ms_ctx *ctx = gpu_ctx(f.model, f.B * f.L, f.B, MS_PREC_FP32);
@@ -187,16 +129,16 @@ static void test_fixtures(void **st)
                 run_rows(ctx, f.ids, f.B, f.L, f.V, f.D, chunks[k], lg, hd);
                 char what[64];
                 snprintf(what, sizeof what, "chunk %d seg %s", chunks[k], segs[sg] ? segs[sg] : "dflt");
-                check_fixture(&f, lg, hd, what, fixture_dirs[i]);
+                check_fixture(&f, lg, hd, what, tu_fixture_names[i]);
             }
             poison(lg, nl); poison(hd, nh);
             run_batched(ctx, f.ids, f.B, f.L, f.V, f.D, lg, hd);
             char what[64];
             snprintf(what, sizeof what, "batched uneven, seg %s", segs[sg] ? segs[sg] : "dflt");
-            check_fixture(&f, lg, hd, what, fixture_dirs[i]);
+            check_fixture(&f, lg, hd, what, tu_fixture_names[i]);
             ms_ctx_free(ctx);
             free(lg); free(hd);
-            fixture_free(&f);
+            tu_ref_fixture_free(&f);
         }
     }
     unsetenv("MS_CUDA_SEG_LEN");
@@ -547,7 +489,7 @@ static void test_gpu_invariants(void **st)
 static void test_bad_device(void **st)
 {
     fixture f;
-    fixture_load("hf/mamba1-tiny-hf", &f);
+    tu_ref_fixture_load("hf/mamba1-tiny-hf", &f);
     ms_ctx_params cp = ms_ctx_default_params();
     cp.device = MS_DEVICE_CUDA;
     cp.device_index = 99;
@@ -560,7 +502,7 @@ static void test_bad_device(void **st)
     assert_int_equal(ms_ctx_new(f.model, &cp, &ctx), MS_ERR_BACKEND);
     assert_non_null(strstr(tu_log_text(), "does not fit"));
     ms_set_log(NULL, NULL);
-    fixture_free(&f);
+    tu_ref_fixture_free(&f);
 }
 
 int main(void)

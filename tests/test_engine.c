@@ -14,70 +14,7 @@
 #include "safetensors.h"
 #include "test_util.h"
 
-typedef struct {
-    ms_model *model;
-    int B, L, V, D;
-    int32_t *ids;  /* [B][L] */
-    float *logits; /* [B][L][V] reference */
-    float *hidden; /* [B][L][D] reference */
-} fixture;
-
-static const char *fixture_dirs[] = {
-    "hf/mamba1-tiny-hf", "hf/mamba1-tiny-ssm", "hf/mamba2-tiny-hf",
-    /* made by tests/fixtures/make_extra_fixtures.py */
-    "@falcon-mamba", "@mamba2-groups", "@mamba1-odd", "@mamba1-bf16", "@mamba2-f16",
-    "@mamba1-sharded", "@mamba2-ssm",
-};
-#define N_FIXTURES (int)(sizeof fixture_dirs / sizeof fixture_dirs[0])
-
-static const char *fixture_path(const char *name)
-{
-    static char buf[4096];
-    if (name[0] == '@') {
-        const char *src = getenv("MS_SRC");
-        snprintf(buf, sizeof buf, "%s/tests/fixtures/%s", src ? src : "..", name + 1);
-        return buf;
-    }
-    return tu_fixture(name);
-}
-
-static void fixture_load(const char *name, fixture *f)
-{
-    memset(f, 0, sizeof *f);
-    const char *dir = fixture_path(name);
-    assert_int_equal(ms_model_load(dir, NULL, &f->model), MS_OK);
-    char ref[4200];
-    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-    ms_st_set *st;
-    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
-    const ms_st_tensor *ids = ms_st_find(st, "input_ids");
-    const ms_st_tensor *lg = ms_st_find(st, "logits");
-    const ms_st_tensor *hd = ms_st_find(st, "hidden");
-    assert_non_null(ids); assert_non_null(lg); assert_non_null(hd);
-    f->B = (int)ids->shape[0];
-    f->L = (int)ids->shape[1];
-    f->V = (int)lg->shape[2];
-    f->D = (int)hd->shape[2];
-    const ms_model_info *info = ms_model_info_get(f->model);
-    assert_int_equal(f->V, info->n_vocab);
-    assert_int_equal(f->D, info->d_model);
-    int64_t *ids64 = malloc(sizeof(int64_t) * ids->n_elem);
-    assert_int_equal(ms_st_to_i64(ids, ids64), MS_OK);
-    f->ids = malloc(sizeof(int32_t) * ids->n_elem);
-    for (int64_t i = 0; i < ids->n_elem; i++) f->ids[i] = (int32_t)ids64[i];
-    free(ids64);
-    f->logits = malloc(sizeof(float) * lg->n_elem);
-    f->hidden = malloc(sizeof(float) * hd->n_elem);
-    assert_int_equal(ms_st_to_f32(lg, f->logits), MS_OK);
-    assert_int_equal(ms_st_to_f32(hd, f->hidden), MS_OK);
-    ms_st_close(st);
-}
-
-static void fixture_free(fixture *f)
-{
-    ms_model_free(f->model);
-    free(f->ids); free(f->logits); free(f->hidden);
-}
+typedef tu_ref_fixture fixture;
 
 /* Run every row as its own stream, cut into chunks of `chunk` tokens (0 = whole), one row
  * after another. */
@@ -115,9 +52,9 @@ static void check_close(const fixture *f, const float *logits, const float *hidd
 
 static void test_fixtures_chunked(void **st)
 {
-    for (int i = 0; i < N_FIXTURES; i++) {
+    for (int i = 0; i < tu_n_fixtures; i++) {
         fixture f;
-        fixture_load(fixture_dirs[i], &f);
+        tu_ref_fixture_load(tu_fixture_names[i], &f);
         size_t nl = (size_t)f.B * f.L * f.V, nh = (size_t)f.B * f.L * f.D;
         float *lg = malloc(sizeof(float) * nl), *hd = malloc(sizeof(float) * nh);
         int chunks[] = {0, 1, 7, 64};
@@ -127,10 +64,10 @@ static void test_fixtures_chunked(void **st)
             run_rows(&f, chunks[k], lg, hd);
             char what[32];
             snprintf(what, sizeof what, "chunk %d", chunks[k]);
-            check_close(&f, lg, hd, what, fixture_dirs[i]);
+            check_close(&f, lg, hd, what, tu_fixture_names[i]);
         }
         free(lg); free(hd);
-        fixture_free(&f);
+        tu_ref_fixture_free(&f);
     }
 }
 
@@ -138,9 +75,9 @@ static void test_fixtures_chunked(void **st)
  * independence within a batch. */
 static void test_fixtures_batched(void **st)
 {
-    for (int i = 0; i < N_FIXTURES; i++) {
+    for (int i = 0; i < tu_n_fixtures; i++) {
         fixture f;
-        fixture_load(fixture_dirs[i], &f);
+        tu_ref_fixture_load(tu_fixture_names[i], &f);
         ms_ctx_params cp = ms_ctx_default_params();
         cp.max_tokens = f.B * f.L;
         cp.max_streams = f.B;
@@ -175,11 +112,11 @@ static void test_fixtures_batched(void **st)
                 done[from[k]] += c[k].n_tokens;
             }
         }
-        check_close(&f, lg, hd, "batched, uneven cuts", fixture_dirs[i]);
+        check_close(&f, lg, hd, "batched, uneven cuts", tu_fixture_names[i]);
         for (int b = 0; b < f.B; b++) ms_stream_free(s[b]);
         ms_ctx_free(ctx);
         free(s); free(done); free(lg); free(hd); free(olg); free(ohd); free(c); free(from);
-        fixture_free(&f);
+        tu_ref_fixture_free(&f);
     }
 }
 
@@ -187,7 +124,7 @@ static void test_fixtures_batched(void **st)
 static void test_state_save_restore(void **st)
 {
     fixture f;
-    fixture_load("hf/mamba2-tiny-hf", &f);
+    tu_ref_fixture_load("hf/mamba2-tiny-hf", &f);
     ms_ctx *ctx;
     assert_int_equal(ms_ctx_new(f.model, NULL, &ctx), MS_OK);
     ms_stream *a, *b;
@@ -210,13 +147,13 @@ static void test_state_save_restore(void **st)
     free(state); free(la); free(lb);
     ms_stream_free(a); ms_stream_free(b);
     ms_ctx_free(ctx);
-    fixture_free(&f);
+    tu_ref_fixture_free(&f);
 }
 
 static void test_bad_calls(void **st)
 {
     fixture f;
-    fixture_load("hf/mamba1-tiny-hf", &f);
+    tu_ref_fixture_load("hf/mamba1-tiny-hf", &f);
     ms_ctx_params cp = ms_ctx_default_params();
     cp.max_tokens = 8;
     cp.max_streams = 2;
@@ -244,7 +181,7 @@ static void test_bad_calls(void **st)
     ms_set_log(NULL, NULL);
     ms_stream_free(s);
     ms_ctx_free(ctx);
-    fixture_free(&f);
+    tu_ref_fixture_free(&f);
 }
 
 int main(void)

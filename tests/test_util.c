@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mamba_stream.h"
+#include "safetensors.h"
 
 const char *tu_fixture(const char *rel)
 {
@@ -88,3 +89,60 @@ void tu_log_capture(void)
 }
 
 const char *tu_log_text(void) { return g_log; }
+
+const char *const tu_fixture_names[] = {
+    "hf/mamba1-tiny-hf", "hf/mamba1-tiny-ssm", "hf/mamba2-tiny-hf",
+    /* made by tests/fixtures/make_extra_fixtures.py */
+    "@falcon-mamba", "@mamba2-groups", "@mamba1-odd", "@mamba1-bf16", "@mamba2-f16",
+    "@mamba1-sharded", "@mamba2-ssm",
+};
+const int tu_n_fixtures = (int)(sizeof tu_fixture_names / sizeof tu_fixture_names[0]);
+
+const char *tu_fixture_dir(const char *name)
+{
+    static char bufs[8][4096];
+    static int next;
+    if (name[0] != '@') return tu_fixture(name);
+    char *b = bufs[next++ & 7];
+    const char *src = getenv("MS_SRC");
+    snprintf(b, 4096, "%s/tests/fixtures/%s", src ? src : "..", name + 1);
+    return b;
+}
+
+void tu_ref_fixture_load(const char *name, tu_ref_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *dir = tu_fixture_dir(name);
+    assert_int_equal(ms_model_load(dir, NULL, &f->model), MS_OK);
+    char ref[4200];
+    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
+    ms_st_set *st;
+    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
+    const ms_st_tensor *ids = ms_st_find(st, "input_ids");
+    const ms_st_tensor *lg = ms_st_find(st, "logits");
+    const ms_st_tensor *hd = ms_st_find(st, "hidden");
+    assert_non_null(ids); assert_non_null(lg); assert_non_null(hd);
+    f->B = (int)ids->shape[0];
+    f->L = (int)ids->shape[1];
+    f->V = (int)lg->shape[2];
+    f->D = (int)hd->shape[2];
+    const ms_model_info *info = ms_model_info_get(f->model);
+    assert_int_equal(f->V, info->n_vocab);
+    assert_int_equal(f->D, info->d_model);
+    int64_t *ids64 = malloc(sizeof(int64_t) * ids->n_elem);
+    assert_int_equal(ms_st_to_i64(ids, ids64), MS_OK);
+    f->ids = malloc(sizeof(int32_t) * ids->n_elem);
+    for (int64_t i = 0; i < ids->n_elem; i++) f->ids[i] = (int32_t)ids64[i];
+    free(ids64);
+    f->logits = malloc(sizeof(float) * lg->n_elem);
+    f->hidden = malloc(sizeof(float) * hd->n_elem);
+    assert_int_equal(ms_st_to_f32(lg, f->logits), MS_OK);
+    assert_int_equal(ms_st_to_f32(hd, f->hidden), MS_OK);
+    ms_st_close(st);
+}
+
+void tu_ref_fixture_free(tu_ref_fixture *f)
+{
+    ms_model_free(f->model);
+    free(f->ids); free(f->logits); free(f->hidden);
+}

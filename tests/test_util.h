@@ -20,4 +20,24 @@ int tu_write_file(const char *path, const void *data, size_t n);
 void tu_log_capture(void);
 const char *tu_log_text(void);
 
+/* The reference fixtures: "hf/<name>" under $MS_FIXTURES (../shared/fixtures), "@<name>"
+ * under tests/fixtures ($MS_SRC), each with reference.safetensors (input_ids, logits,
+ * hidden from transformers in float64). */
+#include "mamba_stream.h"
+extern const char *const tu_fixture_names[];
+extern const int tu_n_fixtures;
+/* A fixture's directory (static buffer, one of 8 rotating). */
+const char *tu_fixture_dir(const char *name);
+
+typedef struct {
+    ms_model *model;
+    int B, L, V, D;
+    int32_t *ids;   /* [B][L] */
+    float *logits;  /* [B][L][V] reference */
+    float *hidden;  /* [B][L][D] reference */
+} tu_ref_fixture;
+/* Load the model and its reference outputs (asserts on any failure). */
+void tu_ref_fixture_load(const char *name, tu_ref_fixture *f);
+void tu_ref_fixture_free(tu_ref_fixture *f);
+
 #endif
