@@ -341,15 +341,6 @@ static int cu_init(ms_ctx *ctx)
                  c->d_state, c->d_conv);
         return MS_ERR_UNSUPPORTED;
     }
-    /* Kernels index activations with 32-bit ints: [max_tokens][widest row] must stay
-     * below 2^31 elements (the widest row is in_proj's output). */
-    const int64_t widest = ms_in_proj_rows(c) > c->d_inner * 2 ? ms_in_proj_rows(c) : c->d_inner * 2;
-    if ((int64_t)p->max_tokens * widest >= INT32_MAX) {
-        ms_error("cuda backend: %d tokens per forward call is too many for this model "
-                 "(at most %lld); lower --chunk or --batch", p->max_tokens,
-                 (long long)((INT32_MAX - 1) / widest));
-        return MS_ERR_ARG;
-    }
     cu_ctx *g = calloc(1, sizeof *g);
     if (!g) return MS_ERR_NOMEM;
     ctx->impl = g;
@@ -392,6 +383,16 @@ static int cu_init(ms_ctx *ctx)
         return MS_ERR_BACKEND;
     }
 
+    /* (after the memory check, so a context too large for both says "does not fit")
+     * Kernels index activations with 32-bit ints: [max_tokens][widest row] must stay
+     * below 2^31 elements (the widest row is in_proj's output). */
+    const int64_t widest = ms_in_proj_rows(c) > c->d_inner * 2 ? ms_in_proj_rows(c) : c->d_inner * 2;
+    if ((int64_t)p->max_tokens * widest >= INT32_MAX) {
+        ms_error("cuda backend: %d tokens per forward call is too many for this model "
+                 "(at most %lld); lower --chunk or --batch", p->max_tokens,
+                 (long long)((INT32_MAX - 1) / widest));
+        return MS_ERR_ARG;
+    }
     CU_TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "cudaStreamCreate");
     BLAS_TRY(cublasCreate(&g->blas), "cublasCreate");
     g->have_blas = 1;
