@@ -20,6 +20,22 @@ typedef struct {
     int quiet;
 } ms_cli_common;
 
+/* The engine options every model-running command takes, as getopt_long entries and cases:
+ * --chunk, --batch, --threads, --device, --precision. Use MS_CLI_ENGINE_OPTS in the
+ * option table and pass those codes to ms_cli_engine_option (0, or -1 after printing). */
+enum { MS_OPT_CHUNK = 0x1000, MS_OPT_BATCH, MS_OPT_THREADS, MS_OPT_DEVICE, MS_OPT_PREC };
+#define MS_CLI_ENGINE_OPTS                                                                   \
+    {"chunk", 1, 0, MS_OPT_CHUNK}, {"batch", 1, 0, MS_OPT_BATCH},                            \
+        {"threads", 1, 0, MS_OPT_THREADS}, {"device", 1, 0, MS_OPT_DEVICE},                  \
+        {"precision", 1, 0, MS_OPT_PREC}
+#define MS_CLI_ENGINE_CASES                                                                  \
+    case MS_OPT_CHUNK:                                                                       \
+    case MS_OPT_BATCH:                                                                       \
+    case MS_OPT_THREADS:                                                                     \
+    case MS_OPT_DEVICE:                                                                      \
+    case MS_OPT_PREC
+int ms_cli_engine_option(int code, const char *arg, ms_cli_common *c);
+
 /* "cpu", "cuda", "cuda:N". Returns 0, or -1 after printing the error. */
 int ms_cli_parse_device(const char *s, ms_cli_common *c);
 /* "fp32", "bf16", "fp16". Returns 0, or -1 after printing the error. */

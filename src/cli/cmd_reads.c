@@ -222,17 +222,17 @@ int ms_cmd_reads(int argc, char **argv)
     o.common.batch = 64;
     o.hts_threads = 2;
     o.exclude = MS_READ_DEFAULT_EXCLUDE;
-    enum { O_MODEL = 256, O_IN, O_REF, O_REGION, O_REGIONS, O_STORED, O_PERBASE, O_HTS, O_CHUNK,
-           O_BATCH, O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS, O_PREC, O_EMIT, O_POOL, O_EMIT_DT };
+    enum { O_MODEL = 256, O_IN, O_REF, O_REGION, O_REGIONS, O_STORED, O_PERBASE, O_HTS, O_ALPHABET,
+           O_NOBOS, O_EMIT, O_POOL, O_EMIT_DT };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"bam", 1, 0, O_IN}, {"cram", 1, 0, O_IN}, {"sam", 1, 0, O_IN},
         {"reference", 1, 0, O_REF}, {"region", 1, 0, O_REGION}, {"regions", 1, 0, O_REGIONS},
         {"require-flags", 1, 0, 'f'}, {"exclude-flags", 1, 0, 'F'}, {"as-stored", 0, 0, O_STORED},
         {"per-base", 0, 0, O_PERBASE}, {"hts-threads", 1, 0, O_HTS}, {"output", 1, 0, 'o'},
-        {"chunk", 1, 0, O_CHUNK}, {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS},
-        {"device", 1, 0, O_DEVICE}, {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS},
-        {"precision", 1, 0, O_PREC}, {"emit", 1, 0, O_EMIT}, {"pool", 1, 0, O_POOL},
-        {"emit-dtype", 1, 0, O_EMIT_DT}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS},
+        {"emit", 1, 0, O_EMIT}, {"pool", 1, 0, O_POOL},
+        {"emit-dtype", 1, 0, O_EMIT_DT}, {"quiet", 0, 0, 'q'}, MS_CLI_ENGINE_OPTS,
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     int64_t v;
     optind = 1;
@@ -257,13 +257,9 @@ int ms_cmd_reads(int argc, char **argv)
         case O_PERBASE: o.per_base = 1; break;
         case O_HTS: bad |= (v = ms_cli_parse_int("--hts-threads", optarg, 0, 256)) < 0; o.hts_threads = (int)v; break;
         case 'o': o.out = optarg; break;
-        case O_CHUNK: bad |= (v = ms_cli_parse_int("--chunk", optarg, 1, 1 << 24)) < 0; o.common.chunk = (int)v; break;
-        case O_BATCH: bad |= (v = ms_cli_parse_int("--batch", optarg, 1, 1 << 16)) < 0; o.common.batch = (int)v; break;
-        case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; o.common.n_threads = (int)v; break;
-        case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.common) != 0; break;
+        MS_CLI_ENGINE_CASES: bad |= ms_cli_engine_option(ch, optarg, &o.common) != 0; break;
         case O_ALPHABET: o.alphabet = optarg; break;
         case O_NOBOS: o.no_bos = 1; break;
-        case O_PREC: bad |= ms_cli_parse_precision(optarg, &o.common) != 0; break;
         case O_EMIT:
             if (strcmp(optarg, "hidden")) {
                 fprintf(stderr, "mamba-stream: --emit: '%s' is not hidden\n", optarg);

@@ -134,20 +134,17 @@ int ms_cmd_score(int argc, char **argv)
     o.common.batch = 16;
     o.format = -1;
     o.value = MS_VAL_LOGP;
-    enum { O_MODEL = 256, O_FASTA, O_REGION, O_REGIONS, O_CONTEXT, O_FORMAT, O_VALUE, O_CHUNK,
-           O_BATCH, O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS, O_PREC, O_STRAND, O_MASK, O_EMIT,
-           O_POOL, O_EMIT_DT };
+    enum { O_MODEL = 256, O_FASTA, O_REGION, O_REGIONS, O_CONTEXT, O_FORMAT, O_VALUE, O_ALPHABET,
+           O_NOBOS, O_STRAND, O_MASK, O_EMIT, O_POOL, O_EMIT_DT };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"region", 1, 0, O_REGION},
         {"regions", 1, 0, O_REGIONS}, {"context", 1, 0, O_CONTEXT}, {"output", 1, 0, 'o'},
-        {"format", 1, 0, O_FORMAT}, {"value", 1, 0, O_VALUE}, {"chunk", 1, 0, O_CHUNK},
-        {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
-        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS}, {"precision", 1, 0, O_PREC}, {"quiet", 0, 0, 'q'},
+        {"format", 1, 0, O_FORMAT}, {"value", 1, 0, O_VALUE},
+        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS}, {"quiet", 0, 0, 'q'},
         {"strand", 1, 0, O_STRAND}, {"mask-soft", 0, 0, O_MASK}, {"emit", 1, 0, O_EMIT},
         {"pool", 1, 0, O_POOL}, {"emit-dtype", 1, 0, O_EMIT_DT},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        MS_CLI_ENGINE_OPTS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
-    int64_t v;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
         switch (ch) {
@@ -171,13 +168,9 @@ int ms_cmd_score(int argc, char **argv)
                 bad = 1;
             }
             break;
-        case O_CHUNK: bad |= (v = ms_cli_parse_int("--chunk", optarg, 1, 1 << 24)) < 0; o.common.chunk = (int)v; break;
-        case O_BATCH: bad |= (v = ms_cli_parse_int("--batch", optarg, 1, 1 << 16)) < 0; o.common.batch = (int)v; break;
-        case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; o.common.n_threads = (int)v; break;
-        case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.common) != 0; break;
+        MS_CLI_ENGINE_CASES: bad |= ms_cli_engine_option(ch, optarg, &o.common) != 0; break;
         case O_ALPHABET: o.alphabet = optarg; break;
         case O_NOBOS: o.no_bos = 1; break;
-        case O_PREC: bad |= ms_cli_parse_precision(optarg, &o.common) != 0; break;
         case O_STRAND:
             o.strand = !strcmp(optarg, "forward") ? MS_STRAND_FORWARD
                        : !strcmp(optarg, "reverse") ? MS_STRAND_REVERSE

@@ -262,17 +262,14 @@ int ms_cmd_vcf(int argc, char **argv)
     o.step = -1;
     o.after = 100;
     o.tsv = -1;
-    enum { O_MODEL = 256, O_FASTA, O_VCF, O_CONTEXT, O_STEP, O_AFTER, O_FORMAT, O_CHUNK, O_BATCH,
-           O_THREADS, O_DEVICE, O_ALPHABET, O_NOBOS, O_PREC };
+    enum { O_MODEL = 256, O_FASTA, O_VCF, O_CONTEXT, O_STEP, O_AFTER, O_FORMAT, O_ALPHABET, O_NOBOS };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"vcf", 1, 0, O_VCF},
         {"context", 1, 0, O_CONTEXT}, {"context-step", 1, 0, O_STEP}, {"after", 1, 0, O_AFTER},
-        {"format", 1, 0, O_FORMAT}, {"output", 1, 0, 'o'}, {"chunk", 1, 0, O_CHUNK},
-        {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
-        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS}, {"precision", 1, 0, O_PREC},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"format", 1, 0, O_FORMAT}, {"output", 1, 0, 'o'},
+        {"alphabet", 1, 0, O_ALPHABET}, {"no-bos", 0, 0, O_NOBOS},
+        {"quiet", 0, 0, 'q'}, MS_CLI_ENGINE_OPTS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0;
-    int64_t v;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
         switch (ch) {
@@ -287,13 +284,9 @@ int ms_cmd_vcf(int argc, char **argv)
             if (o.tsv == -2) { fprintf(stderr, "mamba-stream: --format: '%s' is not vcf or tsv\n", optarg); bad = 1; }
             break;
         case 'o': o.out = optarg; break;
-        case O_CHUNK: bad |= (v = ms_cli_parse_int("--chunk", optarg, 1, 1 << 24)) < 0; o.common.chunk = (int)v; break;
-        case O_BATCH: bad |= (v = ms_cli_parse_int("--batch", optarg, 1, 1 << 16)) < 0; o.common.batch = (int)v; break;
-        case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; o.common.n_threads = (int)v; break;
-        case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.common) != 0; break;
+        MS_CLI_ENGINE_CASES: bad |= ms_cli_engine_option(ch, optarg, &o.common) != 0; break;
         case O_ALPHABET: o.alphabet = optarg; break;
         case O_NOBOS: o.no_bos = 1; break;
-        case O_PREC: bad |= ms_cli_parse_precision(optarg, &o.common) != 0; break;
         case 'q': o.common.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: bad = 1;

@@ -101,3 +101,25 @@ int ms_cli_dna_alphabet(const ms_model *model, const char *model_dir, const char
         }
     return 0;
 }
+
+int ms_cli_engine_option(int code, const char *arg, ms_cli_common *c)
+{
+    int64_t v;
+    switch (code) {
+    case MS_OPT_CHUNK:
+        if ((v = ms_cli_parse_int("--chunk", arg, 1, 1 << 24)) < 0) return -1;
+        c->chunk = (int)v;
+        return 0;
+    case MS_OPT_BATCH:
+        if ((v = ms_cli_parse_int("--batch", arg, 1, 1 << 16)) < 0) return -1;
+        c->batch = (int)v;
+        return 0;
+    case MS_OPT_THREADS:
+        if ((v = ms_cli_parse_int("--threads", arg, 1, 4096)) < 0) return -1;
+        c->n_threads = (int)v;
+        return 0;
+    case MS_OPT_DEVICE: return ms_cli_parse_device(arg, c);
+    case MS_OPT_PREC: return ms_cli_parse_precision(arg, c);
+    default: return -1;
+    }
+}
