@@ -74,6 +74,7 @@ int ms_cmd_features(int argc, char **argv);
 int ms_cmd_bench_audio(int argc, char **argv);
 int ms_cmd_reads(int argc, char **argv);
 int ms_cmd_vcf(int argc, char **argv);
+int ms_cmd_generate(int argc, char **argv);
 
 /* Progress line on stderr (only when stderr is a terminal and not quiet). */
 typedef struct {
