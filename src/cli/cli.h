@@ -57,6 +57,8 @@ int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_stream
                       ms_ctx **ctx);
 /* Parse a positive integer option; -1 after printing "--name: ..." on failure. */
 int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max);
+/* Parse a number in [lo, hi] into *out: 0, or -1 after printing "--name: ..." on failure. */
+int ms_cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 
 /* The DNA alphabet a genome command needs: the model's own, or the built-in named by
  * --alphabet (may be NULL), with tokens for A, C, G and T. Fills *info from the model;
@@ -72,6 +74,7 @@ int ms_cmd_features(int argc, char **argv);
 int ms_cmd_bench_audio(int argc, char **argv);
 int ms_cmd_reads(int argc, char **argv);
 int ms_cmd_vcf(int argc, char **argv);
+int ms_cmd_generate(int argc, char **argv);
 
 /* Progress line on stderr (only when stderr is a terminal and not quiet). */
 typedef struct {

@@ -359,18 +359,6 @@ static void usage(FILE *f)
 "Times are the end of the frame's window from the start of the stream.\n");
 }
 
-static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "mamba-stream: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int ms_cmd_audio(int argc, char **argv)
 {
     audio_opts o = {0};
@@ -417,9 +405,9 @@ int ms_cmd_audio(int argc, char **argv)
             else { fprintf(stderr, "mamba-stream: --mode: '%s' is not clip or live\n", optarg); bad = 1; }
             break;
         case O_POST: o.posteriors = 1; break;
-        case O_WIN: bad |= parse_double("--average-window-ms", optarg, 0, 1e9, &o.rec.average_window_ms); break;
-        case O_THR: bad |= parse_double("--threshold", optarg, 0, 1, &d); o.rec.threshold = (float)d; break;
-        case O_SUP: bad |= parse_double("--suppression-ms", optarg, 0, 1e9, &o.rec.suppression_ms); break;
+        case O_WIN: bad |= ms_cli_parse_double("--average-window-ms", optarg, 0, 1e9, &o.rec.average_window_ms); break;
+        case O_THR: bad |= ms_cli_parse_double("--threshold", optarg, 0, 1, &d); o.rec.threshold = (float)d; break;
+        case O_SUP: bad |= ms_cli_parse_double("--suppression-ms", optarg, 0, 1e9, &o.rec.suppression_ms); break;
         case O_MINC: bad |= (v = ms_cli_parse_int("--min-count", optarg, 1, 1 << 20)) < 0; o.rec.minimum_count = (int)v; break;
         case O_OVERRUN:
             if (!strcmp(optarg, "block")) o.drop = 0;

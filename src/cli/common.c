@@ -21,6 +21,18 @@ int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t ma
     return v;
 }
 
+int ms_cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "mamba-stream: %s: '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int ms_cli_parse_device(const char *s, ms_cli_common *c)
 {
     if (!strcmp(s, "cpu")) {

@@ -15,6 +15,7 @@ static void usage(FILE *f)
 "  mamba-stream [score] --model DIR --fasta FILE [options]   per-base next-nucleotide scores\n"
 "  mamba-stream [reads] --model DIR --bam|--cram|--sam FILE   per-read scores, aux-tagged BAM\n"
 "  mamba-stream [vcf] --model DIR --fasta REF --vcf FILE      variant effect scores (LLR)\n"
+"  mamba-stream generate --model DIR --prompt SEQ -n N       sample DNA after a prompt, as FASTA\n"
 "  mamba-stream logits --model DIR --ids IN.safetensors --out OUT.safetensors\n"
 "  mamba-stream bench [--device cuda] [--arch mamba1|mamba2]   throughput table\n"
 "  mamba-stream [audio] --model DIR --audio FILE...|-         audio labels / live keywords\n"
@@ -22,7 +23,7 @@ static void usage(FILE *f)
 "  mamba-stream bench-audio [--model DIR]                     real-time factor, hop latency\n"
 "  mamba-stream --version | --help\n"
 "\n"
-"'mamba-stream score --help' (and reads, vcf, audio, logits, bench ...) list each one's\n"
+"'mamba-stream score --help' (and reads, vcf, generate, audio, logits, ...) list each one's\n"
 "options. Without a subcommand, --bam/--cram/--sam selects reads, --vcf selects vcf,\n"
 "--audio/--audio-list selects audio; otherwise score.\n");
 }
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench-audio")) return ms_cmd_bench_audio(argc - 1, argv + 1);
     if (!strcmp(cmd, "reads")) return ms_cmd_reads(argc - 1, argv + 1);
     if (!strcmp(cmd, "vcf")) return ms_cmd_vcf(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return ms_cmd_generate(argc - 1, argv + 1);
     /* Options straight after the program name: the input option picks the pipeline
      * (--audio/--audio-list: audio; --bam/--cram/--sam: reads; --vcf: variants; else the
      * genome path). */
