@@ -86,4 +86,8 @@ void ms_progress_init(ms_progress *p, int quiet, int64_t total);
 void ms_progress_update(ms_progress *p, int64_t done, int final);
 double ms_now(void);
 
+/* blas_kernel.c: re-executes with OPENBLAS_CORETYPE set when OpenBLAS fell back to its
+ * SSE3 kernels on a CPU with AVX2 / AVX-512 (returns where nothing needs doing). */
+void ms_blas_pick_kernel(char **argv);
+
 #endif

@@ -30,6 +30,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    ms_blas_pick_kernel(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
