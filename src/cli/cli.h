@@ -90,4 +90,11 @@ double ms_now(void);
  * SSE3 kernels on a CPU with AVX2 / AVX-512 (returns where nothing needs doing). */
 void ms_blas_pick_kernel(char **argv);
 
+/* The bundled models (models/), used when --model is not given. */
+#define MS_DEFAULT_DNA_MODEL "dna-mamba2-small"
+#define MS_DEFAULT_KWS_MODEL "kws-mamba2-small"
+/* default_model.c: the path of bundled model `name` ($MAMBA_STREAM_MODELS, the install
+ * prefix, the source tree), or NULL after one line on stderr. */
+const char *ms_cli_default_model(const char *name);
+
 #endif

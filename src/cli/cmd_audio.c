@@ -316,13 +316,14 @@ static int run_live(const audio_opts *o, ms_ctx *ctx, const ms_model_info *info,
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: mamba-stream --model DIR --audio FILE... [options]\n"
+"Usage: mamba-stream [--model DIR] --audio FILE... [options]\n"
 "       mamba-stream --model DIR --audio-list LIST [-o labels.tsv]\n"
 "       mamba-stream --model DIR --audio - [--raw s16le:16000:1]      (live)\n"
 "\n"
 "Classifies audio clips with a Mamba audio model (one result per input, top-k labels),\n"
 "or spots keywords live in a stream on stdin (one line per detection, as it happens).\n"
 "\n"
+"Without --model: the bundled keyword spotter models/kws-mamba2-small.\n"
 "Input:\n"
 "  --audio FILE...     audio files libsndfile reads (WAV, FLAC, Ogg/Vorbis, AIFF, ...);\n"
 "                      '-' reads stdin (WAV, Ogg or raw PCM; not FLAC). Down-mixed to mono,\n"
@@ -433,8 +434,10 @@ int ms_cmd_audio(int argc, char **argv)
     for (; !bad && optind < argc; optind++) bad |= add_input(&o, argv[optind]);
     int n_stdin = 0;
     for (int i = 0; i < o.n_inputs; i++) n_stdin += !strcmp(o.inputs[i], "-");
+    /* no --model: the bundled model (default_model.c) */
+    if (!bad && !o.common.model_dir && !(o.common.model_dir = ms_cli_default_model(MS_DEFAULT_KWS_MODEL))) bad = 1;
     if (!bad && (!o.common.model_dir || !seen_audio || o.n_inputs == 0)) {
-        fprintf(stderr, "mamba-stream: --model and --audio (or --audio-list) are required (see --help)\n");
+        fprintf(stderr, "mamba-stream: --audio (or --audio-list) is required (see --help)\n");
         bad = 1;
     }
     if (!bad && n_stdin > 1) {

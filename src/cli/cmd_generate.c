@@ -72,7 +72,7 @@ static void recent_push(recent *r, int idx)
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: mamba-stream generate --model DIR (--prompt ACGT... | --prompt-file FASTA) -n N [options]\n"
+"Usage: mamba-stream generate [--model DIR] (--prompt ACGT... | --prompt-file FASTA) -n N [options]\n"
 "\n"
 "Samples N bases that follow the prompt from a causal DNA language model, and writes\n"
 "them as FASTA. The prompt is fed in chunks, then one base per step; the model's state\n"
@@ -111,6 +111,7 @@ static void usage(FILE *f)
 "                        (then the filters that are on)\n"
 "Model and engine:\n"
 "  --model DIR           model directory (config.json + model.safetensors)\n"
+"                        [the bundled models/dna-mamba2-small]\n"
 "  --alphabet NAME       input alphabet when the model names none: caduceus |\n"
 "                        plant-dnamamba | gpn\n"
 "  --device D            cpu | cuda | cuda:N [cpu]\n"
@@ -346,8 +347,10 @@ static int parse_args(int argc, char **argv, generate_opts *o)
         fprintf(stderr, "mamba-stream generate: unexpected argument '%s'\n", argv[optind]);
         bad = 1;
     }
+    /* no --model: the bundled model (default_model.c) */
+    if (!bad && !o->common.model_dir && !(o->common.model_dir = ms_cli_default_model(MS_DEFAULT_DNA_MODEL))) bad = 1;
     if (!bad && (!o->common.model_dir || !o->n)) {
-        fprintf(stderr, "mamba-stream generate: --model and -n are required (see --help)\n");
+        fprintf(stderr, "mamba-stream generate: -n is required (see --help)\n");
         bad = 1;
     }
     if (!bad && o->prompt && o->prompt_file) {

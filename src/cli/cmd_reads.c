@@ -175,8 +175,8 @@ static int close_aln(out_stage *s, int ok)
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: mamba-stream reads --model DIR (--bam | --cram | --sam) FILE [options]\n"
-"       (or: mamba-stream --model DIR --bam FILE ...)\n"
+"Usage: mamba-stream reads [--model DIR] (--bam | --cram | --sam) FILE [options]\n"
+"       (or: mamba-stream [--model DIR] --bam FILE ...)\n"
 "\n"
 "Scores every read: ln p(base | previous bases of the read) summed over the read, one\n"
 "stream per read, many reads per forward call.\n"
@@ -287,8 +287,10 @@ int ms_cmd_reads(int argc, char **argv)
         fprintf(stderr, "mamba-stream: unexpected argument '%s'\n", argv[optind]);
         bad = 1;
     }
+    /* no --model: the bundled model (default_model.c) */
+    if (!bad && !o.common.model_dir && !(o.common.model_dir = ms_cli_default_model(MS_DEFAULT_DNA_MODEL))) bad = 1;
     if (!bad && (!o.common.model_dir || !o.in)) {
-        fprintf(stderr, "mamba-stream: --model and one of --bam/--cram/--sam are required (see reads --help)\n");
+        fprintf(stderr, "mamba-stream: one of --bam/--cram/--sam is required (see reads --help)\n");
         bad = 1;
     }
     const char *dot = o.out ? strrchr(o.out, '.') : NULL;

@@ -68,7 +68,7 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: mamba-stream [score] --model DIR --fasta FILE [options]\n"
+"Usage: mamba-stream [score] [--model DIR] --fasta FILE [options]\n"
 "\n"
 "Scores every base of every record: ln p(base | all previous bases of the record),\n"
 "the entropy of the predicted distribution and p(A), p(C), p(G), p(T).\n"
@@ -102,6 +102,7 @@ static void usage(FILE *f)
 "  --emit-dtype T      f32 | f16 [f32]\n"
 "Model:\n"
 "  --model DIR         model directory (config.json + model.safetensors)\n"
+"                      [the bundled models/dna-mamba2-small]\n"
 "  --alphabet NAME     input alphabet when the model names none: caduceus |\n"
 "                      plant-dnamamba | gpn\n"
 "  --no-bos            predict the first base of a record as uniform (1/4 each) even if\n"
@@ -205,8 +206,10 @@ int ms_cmd_score(int argc, char **argv)
         fprintf(stderr, "mamba-stream: unexpected argument '%s'\n", argv[optind]);
         bad = 1;
     }
+    /* no --model: the bundled model (default_model.c) */
+    if (!bad && !o.common.model_dir && !(o.common.model_dir = ms_cli_default_model(MS_DEFAULT_DNA_MODEL))) bad = 1;
     if (!bad && (!o.common.model_dir || !o.fasta)) {
-        fprintf(stderr, "mamba-stream: --model and --fasta are required (see --help)\n");
+        fprintf(stderr, "mamba-stream: --fasta is required (see --help)\n");
         bad = 1;
     }
     if (!bad && o.emit && (!o.out || !strcmp(o.out, "-"))) {

@@ -220,8 +220,8 @@ static int flush_group(vcf_run *v)
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: mamba-stream vcf --model DIR --fasta REF.fa --vcf FILE [options]\n"
-"       (or: mamba-stream --model DIR --fasta REF.fa --vcf FILE ...)\n"
+"Usage: mamba-stream vcf [--model DIR] --fasta REF.fa --vcf FILE [options]\n"
+"       (or: mamba-stream [--model DIR] --fasta REF.fa --vcf FILE ...)\n"
 "\n"
 "Variant effect scores: for each ALT allele, LLR = ll(window with ALT) - ll(window with\n"
 "REF), summed ln p of the bases from the variant to the window end (a causal model\n"
@@ -296,8 +296,10 @@ int ms_cmd_vcf(int argc, char **argv)
         fprintf(stderr, "mamba-stream: unexpected argument '%s'\n", argv[optind]);
         bad = 1;
     }
+    /* no --model: the bundled model (default_model.c) */
+    if (!bad && !o.common.model_dir && !(o.common.model_dir = ms_cli_default_model(MS_DEFAULT_DNA_MODEL))) bad = 1;
     if (!bad && (!o.common.model_dir || !o.fasta || !o.vcf)) {
-        fprintf(stderr, "mamba-stream: --model, --fasta and --vcf are required (see vcf --help)\n");
+        fprintf(stderr, "mamba-stream: --fasta and --vcf are required (see vcf --help)\n");
         bad = 1;
     }
     if (bad) return 2;

@@ -4,7 +4,7 @@ synthetic test split and the test stream, and write a markdown report.
 
     /usr/bin/python3 train/kws/eval_kws.py --model DIR --data data/kws --out docs/eval-kws.md \\
         [--mamba-stream build/mamba-stream] [--stream data/kws/stream_test.wav] \\
-        [--thresholds 0.3,0.5,0.9] [--threads N]
+        [--settings 1000:0.5,300:0.5] [--threads N]
 
 Clips: `mamba-stream --model DIR --audio-list LIST --top-k 1 -o clips.tsv` over
 DATA/test_list.tsv -> accuracy, a confusion matrix, per-class accuracy.
@@ -12,7 +12,7 @@ Stream: `mamba-stream --model DIR --audio STREAM --mode live [--threshold X]` ->
 detection is matched to the truth (STREAM with .tsv for .wav): a detection of keyword K
 at time t is a hit if an unmatched spoken K has start <= t <= end + 1.0 s; any other
 detection is a false alarm. Reported at the default detector settings and at each of
---thresholds (the other detector settings left at their defaults).
+--settings (averaging window and threshold; the other detector settings at their defaults).
 """
 import argparse
 import os
@@ -98,19 +98,22 @@ def match(detections, truth):
     return hits, fa
 
 
-def eval_stream(a, tmp, threshold):
-    """One live run over the stream: (row dict, command)."""
+def eval_stream(a, tmp, window_ms, threshold):
+    """One live run over the stream with the detector's averaging window and threshold
+    (None = the engine's default): (row dict, command)."""
     truth = [(float(r[0]), float(r[1]), r[2]) for r in read_tsv(os.path.splitext(a.stream)[0] + ".tsv")]
-    out = os.path.join(tmp, f"live_{threshold or 'default'}.tsv")
+    out = os.path.join(tmp, f"live_{window_ms or 'default'}_{threshold or 'default'}.tsv")
     cmd = [a.mamba_stream, "--model", a.model, "--audio", a.stream, "--mode", "live", "-o", out] + a.threads
     if threshold is not None:
         cmd += ["--threshold", str(threshold)]
+    if window_ms is not None:
+        cmd += ["--average-window-ms", str(window_ms)]
     secs = engine(cmd)
     dets = [(float(r[0]), r[1]) for r in read_tsv(out)]
     hits, fa = match(dets, truth)
     n_kw = sum(1 for s, e, w in truth if w in KEYWORDS)
     hours = wav_seconds(a.stream) / 3600
-    return dict(threshold=threshold, detections=len(dets), hits=hits, n_kw=n_kw,
+    return dict(window_ms=window_ms, threshold=threshold, detections=len(dets), hits=hits, n_kw=n_kw,
                 rate=hits / n_kw if n_kw else 0.0, fa=sum(fa.values()), fa_kinds=fa,
                 fa_per_hour=sum(fa.values()) / hours, seconds=secs,
                 n_unknown=len(truth) - n_kw, stream_s=hours * 3600), cmd
@@ -168,15 +171,16 @@ def report(a, clips, streams, argv, tmp):
             f"{s0['n_unknown']} other words by held-out speakers, 1-4 s apart over changing "
             f"background. A detection of keyword K is a hit when an unmatched spoken K has "
             f"start <= t <= end + {HIT_AFTER_END_S:g} s; anything else is a false alarm.",
-            "", f"`{shown(streams[0][1], tmp)}` (and with `--threshold X`):", "",
-            table(["threshold", "detections", "hits", "detection rate", "false alarms",
+            "", f"`{shown(streams[0][1], tmp)}` (and with `--average-window-ms W "
+            f"--threshold X`):", "",
+            table(["window ms", "threshold", "detections", "hits", "detection rate", "false alarms",
                    "FA / hour", "FA: keyword / unknown / background", "engine s"],
-                  [(f"{r['threshold']}" if r["threshold"] is not None else "default (0.7)",
+                  [(f"{r['window_ms']}" if r["window_ms"] is not None else "default (1000)",
+                    f"{r['threshold']}" if r["threshold"] is not None else "default (0.7)",
                     r["detections"], f"{r['hits']}/{r['n_kw']}", f"{r['rate']:.1%}", r["fa"],
                     f"{r['fa_per_hour']:.0f}", " / ".join(str(v) for v in r["fa_kinds"].values()),
                     f"{r['seconds']:.1f}") for r, _ in streams]),
-            "", "Other detector settings at their defaults (window 1000 ms, suppression "
-            "1500 ms, min count 3)."]
+            "", "Other detector settings at their defaults (suppression 1500 ms, min count 3)."]
     else:
         lines += ["(no stream: run train/kws/make_stream.py first)"]
     return "\n".join(lines) + "\n"
@@ -194,8 +198,9 @@ def main():
     ap.add_argument("--out", default="docs/eval-kws.md")
     ap.add_argument("--mamba-stream", default="build/mamba-stream")
     ap.add_argument("--stream", default=None, help="[DATA/stream_test.wav]")
-    ap.add_argument("--thresholds", default="0.3,0.5,0.9",
-                    help="live thresholds to try besides the default (comma-separated)")
+    ap.add_argument("--settings", default="1000:0.5,500:0.5,300:0.5,300:0.7,200:0.5",
+                    help="live detector settings WINDOW_MS:THRESHOLD to try besides the "
+                         "default (comma-separated)")
     ap.add_argument("--threads", type=int, default=None, help="engine CPU threads [all cores]")
     a = ap.parse_args()
     a.threads = ["--threads", str(a.threads)] if a.threads else []
@@ -205,10 +210,13 @@ def main():
         print(f"clips: accuracy {(clips[0] == clips[1]).mean():.1%} over {len(clips[0])}", flush=True)
         streams = []
         if os.path.exists(a.stream):
-            for thr in [None] + [float(x) for x in a.thresholds.split(",") if x]:
-                r = eval_stream(a, tmp, thr)
+            pairs = [(None, None)] + [(int(x.split(":")[0]), float(x.split(":")[1]))
+                                      for x in a.settings.split(",") if x]
+            for win, thr in pairs:
+                r = eval_stream(a, tmp, win, thr)
                 streams.append(r)
-                print(f"stream, threshold {thr or 'default'}: {r[0]['hits']}/{r[0]['n_kw']} "
+                print(f"stream, window {win or 'default'} threshold {thr or 'default'}: "
+                      f"{r[0]['hits']}/{r[0]['n_kw']} "
                       f"hits, {r[0]['fa']} false alarms ({r[0]['fa_per_hour']:.0f}/h)", flush=True)
         else:
             print(f"eval_kws: no {a.stream}: stream not scored", file=sys.stderr)
