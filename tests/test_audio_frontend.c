@@ -218,7 +218,8 @@ static void test_config_section(void **st)
                        " \"pooling\": \"mean\", \"frontend\": {\"type\": \"logmel\", \"n_mels\": 20,"
                        " \"mel_scale\": \"slaney\", \"normalize\": {\"mean\": [" 
                        "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], \"std\": ["
-                       "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,2]}}}}";
+                       "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,2]}},"
+                       " \"detector\": {\"average_window_ms\": 300, \"threshold\": 0.5}}}";
     cJSON *root = cJSON_Parse(good);
     ms_audio_config ac;
     assert_int_equal(ms_audio_config_parse("x/config.json", root, &ac), MS_OK);
@@ -230,6 +231,9 @@ static void test_config_section(void **st)
     assert_int_equal(ac.frontend.hop_length, 160);
     assert_int_equal(ac.frontend.mel_scale, MS_MEL_SLANEY);
     assert_float_equal(ac.frontend.norm_std[19], 2.0f, 0);
+    assert_float_equal(ac.det_window_ms, 300, 0);
+    assert_float_equal(ac.det_threshold, 0.5, 0);
+    assert_true(ac.det_suppression_ms < 0 && ac.det_min_count < 0); /* not given */
     ms_audio_config_free(&ac);
     cJSON_Delete(root);
     const char *bad[] = {
@@ -241,6 +245,9 @@ static void test_config_section(void **st)
         "{\"mamba_stream\": {\"frontend\": {\"type\": \"mfcc\"}}}",
         "{\"mamba_stream\": {\"frontend\": {\"type\": \"mulaw\", \"bits\": 40}}}",
         "{\"mamba_stream\": {\"frontend\": {\"type\": \"logmel\", \"normalize\": {\"mean\": [1]}}}}",
+        "{\"mamba_stream\": {\"detector\": {\"threshold\": 1.5}}}",
+        "{\"mamba_stream\": {\"detector\": {\"minimum_count\": 2.5}}}",
+        "{\"mamba_stream\": {\"detector\": [300]}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         root = cJSON_Parse(bad[i]);

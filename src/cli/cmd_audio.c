@@ -340,7 +340,8 @@ static void usage(FILE *f)
 "                      complete; live mode: written in place, line by line\n"
 "  --format F          tsv | jsonl [from -o's extension, else tsv]\n"
 "  --top-k K           labels per clip [3]\n"
-"Live detection (TensorFlow RecognizeCommands semantics):\n"
+"Live detection (TensorFlow RecognizeCommands semantics; a model's config.json may set its\n"
+"own defaults in \"mamba_stream\".detector, which these flags override):\n"
 "  --average-window-ms N  posteriors averaged over the last N ms [1000]\n"
 "  --threshold X       a detection when the averaged top score exceeds X [0.7]\n"
 "  --suppression-ms N  no new detection within N ms of the previous one [1500]\n"
@@ -365,6 +366,7 @@ int ms_cmd_audio(int argc, char **argv)
     audio_opts o = {0};
     char **list_store = NULL;
     int n_store = 0, mode = -1;
+    unsigned rec_set = 0; /* detector flags the user gave (bits: window, threshold, suppression, count) */
     o.common.batch = 16;
     o.format = -1;
     o.top_k = 3;
@@ -406,10 +408,10 @@ int ms_cmd_audio(int argc, char **argv)
             else { fprintf(stderr, "mamba-stream: --mode: '%s' is not clip or live\n", optarg); bad = 1; }
             break;
         case O_POST: o.posteriors = 1; break;
-        case O_WIN: bad |= ms_cli_parse_double("--average-window-ms", optarg, 0, 1e9, &o.rec.average_window_ms); break;
-        case O_THR: bad |= ms_cli_parse_double("--threshold", optarg, 0, 1, &d); o.rec.threshold = (float)d; break;
-        case O_SUP: bad |= ms_cli_parse_double("--suppression-ms", optarg, 0, 1e9, &o.rec.suppression_ms); break;
-        case O_MINC: bad |= (v = ms_cli_parse_int("--min-count", optarg, 1, 1 << 20)) < 0; o.rec.minimum_count = (int)v; break;
+        case O_WIN: rec_set |= 1; bad |= ms_cli_parse_double("--average-window-ms", optarg, 0, 1e9, &o.rec.average_window_ms); break;
+        case O_THR: rec_set |= 2; bad |= ms_cli_parse_double("--threshold", optarg, 0, 1, &d); o.rec.threshold = (float)d; break;
+        case O_SUP: rec_set |= 4; bad |= ms_cli_parse_double("--suppression-ms", optarg, 0, 1e9, &o.rec.suppression_ms); break;
+        case O_MINC: rec_set |= 8; bad |= (v = ms_cli_parse_int("--min-count", optarg, 1, 1 << 20)) < 0; o.rec.minimum_count = (int)v; break;
         case O_OVERRUN:
             if (!strcmp(optarg, "block")) o.drop = 0;
             else if (!strcmp(optarg, "drop")) o.drop = 1;
@@ -470,6 +472,11 @@ int ms_cmd_audio(int argc, char **argv)
     /* a model without a front end fails here, before the weights are mapped */
     if (load_audio_section(o.common.model_dir, &probe) != MS_OK) goto done;
     const int mulaw = probe.frontend.type == MS_FRONTEND_MULAW;
+    /* The model's own detector settings where the user gave no flag. */
+    if (!(rec_set & 1) && probe.det_window_ms >= 0) o.rec.average_window_ms = probe.det_window_ms;
+    if (!(rec_set & 2) && probe.det_threshold >= 0) o.rec.threshold = (float)probe.det_threshold;
+    if (!(rec_set & 4) && probe.det_suppression_ms >= 0) o.rec.suppression_ms = probe.det_suppression_ms;
+    if (!(rec_set & 8) && probe.det_min_count >= 0) o.rec.minimum_count = (int)probe.det_min_count;
     ms_audio_config_free(&probe);
     if (!o.common.chunk) o.common.chunk = o.live ? (mulaw ? 1600 : 10) : (mulaw ? 4000 : 100);
     const int B = o.live ? 1 : o.common.batch;

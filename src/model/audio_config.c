@@ -106,6 +106,23 @@ static int parse_normalize(const sect *fs, const cJSON *v, ms_audio_config *ac)
     return MS_OK;
 }
 
+/* The optional "detector" object: live-detection defaults for this model. */
+static int parse_detector(const char *path, const cJSON *v, ms_audio_config *ac)
+{
+    ac->det_window_ms = ac->det_threshold = ac->det_suppression_ms = ac->det_min_count = -1;
+    if (!v || cJSON_IsNull(v)) return MS_OK;
+    sect top = {path, "mamba_stream.", NULL};
+    if (!cJSON_IsObject(v)) return bad(&top, "detector", "must be an object");
+    sect s = {path, "mamba_stream.detector.", v};
+    int rc;
+    if ((rc = get_num(&s, "average_window_ms", -1, 0, 1e7, 0, &ac->det_window_ms)) ||
+        (rc = get_num(&s, "threshold", -1, 0, 1, 0, &ac->det_threshold)) ||
+        (rc = get_num(&s, "suppression_ms", -1, 0, 1e7, 0, &ac->det_suppression_ms)) ||
+        (rc = get_num(&s, "minimum_count", -1, 1, 1 << 20, 1, &ac->det_min_count)))
+        return rc;
+    return MS_OK;
+}
+
 static int parse_frontend(const char *path, const cJSON *v, ms_audio_config *ac)
 {
     static const char *const types[] = {"logmel", "mulaw"};
@@ -191,6 +208,7 @@ int ms_audio_config_parse(const char *path, const cJSON *root, ms_audio_config *
     }
     const cJSON *fe = cJSON_GetObjectItemCaseSensitive(sec, "frontend");
     if (fe && !cJSON_IsNull(fe) && (rc = parse_frontend(path, fe, ac))) goto fail;
+    if ((rc = parse_detector(path, cJSON_GetObjectItemCaseSensitive(sec, "detector"), ac))) goto fail;
     return MS_OK;
 fail:
     ms_audio_config_free(ac);

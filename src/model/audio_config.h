@@ -1,7 +1,8 @@
 /* audio_config.h - the audio part of config.json's "mamba_stream" section (internal).
  *
  *   "mamba_stream": {"task": "classify", "labels": ["yes", "no", ...], "pooling": "mean",
- *                    "frontend": {"type": "logmel", "sample_rate": 16000, ...}}
+ *                    "frontend": {"type": "logmel", "sample_rate": 16000, ...},
+ *                    "detector": {"average_window_ms": 300, "threshold": 0.5}}
  *
  * docs/model-format.md is the reference for every field, its default and its meaning. */
 #ifndef MS_AUDIO_CONFIG_H
@@ -18,6 +19,9 @@ typedef struct {
     char **labels;               /* [n_labels] owned */
     ms_frontend_params frontend; /* norm_mean / norm_std point into norm */
     float *norm;                 /* [2][n_mels] owned, or NULL */
+    /* "detector": the live keyword detector's settings that suit this model (its
+     * posteriors' dynamics), used where the user gives no flag; < 0 = not given. */
+    double det_window_ms, det_threshold, det_suppression_ms, det_min_count;
 } ms_audio_config;
 
 /* Fill ac from root's "mamba_stream" section (root = parsed config.json, path names it in

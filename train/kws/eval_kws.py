@@ -175,12 +175,15 @@ def report(a, clips, streams, argv, tmp):
             f"--threshold X`):", "",
             table(["window ms", "threshold", "detections", "hits", "detection rate", "false alarms",
                    "FA / hour", "FA: keyword / unknown / background", "engine s"],
-                  [(f"{r['window_ms']}" if r["window_ms"] is not None else "default (1000)",
-                    f"{r['threshold']}" if r["threshold"] is not None else "default (0.7)",
+                  [(f"{r['window_ms']}" if r["window_ms"] is not None else "model default",
+                    f"{r['threshold']}" if r["threshold"] is not None else "model default",
                     r["detections"], f"{r['hits']}/{r['n_kw']}", f"{r['rate']:.1%}", r["fa"],
                     f"{r['fa_per_hour']:.0f}", " / ".join(str(v) for v in r["fa_kinds"].values()),
                     f"{r['seconds']:.1f}") for r, _ in streams]),
-            "", "Other detector settings at their defaults (suppression 1500 ms, min count 3)."]
+            "", "'model default': the settings in the model's config.json (\"mamba_stream\"."
+            "detector, chosen on a stream of validation speakers, make_stream.py --split val), "
+            "else the engine's (window 1000 ms, threshold 0.7: TensorFlow's). Other detector "
+            "settings at the engine's defaults (suppression 1500 ms, min count 3)."]
     else:
         lines += ["(no stream: run train/kws/make_stream.py first)"]
     return "\n".join(lines) + "\n"

@@ -30,12 +30,13 @@ KEYWORD_P = 0.75         # the rest are _unknown_ words
 FADE_S = 0.02            # cross-fade where the background changes kind or level
 
 
-def test_speakers(out, split_seed):
+def held_out_speakers(out, split_seed, split):
+    """The speakers of split ("test", or "val" for a stream to tune the detector on)."""
     meta = os.path.join(os.path.dirname(os.path.abspath(out)), "meta.json")
     if os.path.exists(meta):
         with open(meta) as f:
-            return json.load(f)["speakers"]["test"], meta
-    return ks.split_speakers(split_seed)[0]["test"], f"split recomputed with seed {split_seed}"
+            return json.load(f)["speakers"][split], meta
+    return ks.split_speakers(split_seed)[0][split], f"split recomputed with seed {split_seed}"
 
 
 def draw_word(rng):
@@ -59,7 +60,7 @@ def add_background(x, bank, a, b, level, kind, fade, rng):
     x[a:a + n] += ks.noise_segment(bank, kind, n, float(rng.random()), "test") * level * env
 
 
-def build(minutes, speakers, voices, bank, rng):
+def build(minutes, speakers, voices, bank, rng, split="test"):
     """(samples float64, truth rows). Each segment = a gap, then a word, over one
     background whose level is set by the word's SNR; a last gap closes the stream."""
     total = int(minutes * 60 * ks.RATE)
@@ -69,7 +70,7 @@ def build(minutes, speakers, voices, bank, rng):
     while True:
         gap = int(rng.uniform(*GAP_S) * ks.RATE)
         label, word = draw_word(rng)
-        spec = md.speech_spec(label, word, "test", speakers, voices, rng)
+        spec = md.speech_spec(label, word, split, speakers, voices, rng)
         y = ks.utterance(word, spec) * ks.db(spec["peak_dbfs"])
         if t + gap + len(y) + int(GAP_S[0] * ks.RATE) > total:
             break
@@ -95,11 +96,14 @@ def main():
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--split-seed", type=int, default=1,
                     help="make_dataset.py's --seed, used only when OUT's folder has no meta.json")
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="whose voices: test speakers (report), or val speakers (to choose the "
+                         "detector settings on without looking at the test stream)")
     a = ap.parse_args()
     t0 = time.time()
-    speakers, source = test_speakers(a.out, a.split_seed)
+    speakers, source = held_out_speakers(a.out, a.split_seed, a.split)
     rng = np.random.default_rng([a.seed, 11])
-    x, truth = build(a.minutes, speakers, ks.english_voices(), ks.make_noise_bank(), rng)
+    x, truth = build(a.minutes, speakers, ks.english_voices(), ks.make_noise_bank(), rng, a.split)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     ks.write_wav(a.out, ks.to_pcm16(x))
     tsv = os.path.splitext(a.out)[0] + ".tsv"
@@ -109,7 +113,7 @@ def main():
             f.write(f"{s:.3f}\t{e:.3f}\t{w}\t{lab}\t{spk}\n")
     n_kw = sum(1 for r in truth if r[3] != "_unknown_")
     print(f"{a.out}: {len(x) / ks.RATE / 60:.2f} min, {len(truth)} words ({n_kw} keywords, "
-          f"{len(truth) - n_kw} other) by {len(set(r[4] for r in truth))} test speakers "
+          f"{len(truth) - n_kw} other) by {len(set(r[4] for r in truth))} {a.split} speakers "
           f"({source}); truth {tsv}; {time.time() - t0:.1f} s")
 
 

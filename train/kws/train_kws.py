@@ -79,6 +79,9 @@ def main():
     ap.add_argument("--time-limit", type=float, default=float("inf"))
     ap.add_argument("--grad-checkpointing", action="store_true")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--detector", default="300:0.6",
+                    help="live detector defaults WINDOW_MS:THRESHOLD written to config.json, "
+                         "chosen on the validation stream (eval_kws.py --stream stream_val.wav)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
@@ -171,8 +174,10 @@ def main():
                              "std": [round(float(v), 6) for v in std]}
     config = cfg_m.hf_dict()
     config.update(dtype="bfloat16", transformers_version="5.17.0")
+    win, thr = a.detector.split(":")
     config["mamba_stream"] = {"task": "classify", "pooling": "mean", "labels": labels,
-                              "frontend": frontend}
+                              "frontend": frontend,
+                              "detector": {"average_window_ms": int(win), "threshold": float(thr)}}
     # Reference: 4 test clips (standardised features, as the engine feeds the backbone
     # after its front end) and the float32 logits at every frame.
     ref_x = ((torch.from_numpy(te["feats"][:4]) - torch.from_numpy(mean)) / torch.from_numpy(std))
