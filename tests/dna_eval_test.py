@@ -109,7 +109,8 @@ def tiny_data(root):
     npz(os.path.join(root, "train.npz"), [rand(30000), rand(5000)])
     npz(os.path.join(root, "val.npz"), [rand(2000), rand(1000)])
     for name in ("test_species", "test_strain"):
-        eval_dna.Genome([name + "_chr"], [rand(6000)]).write_fasta(os.path.join(root, name + ".fa"))
+        with open(os.path.join(root, name + ".fa"), "wb") as f:
+            f.write(eval_dna.Genome([name + "_chr"], [rand(6000)]).fasta())
     with open(os.path.join(root, "splits.json"), "w") as f:
         json.dump({"test_species": {"genome": "tiny A"}, "test_strain": {"genome": "tiny B"}}, f)
 

@@ -51,6 +51,7 @@ GC_TILE = 100
 GC_EDGES = (0.0, 0.3, 0.4, 0.5, 0.6, 1.01)
 
 T0 = time.time()
+ENGINE_RUNS = []  # what each engine call cost, or that it came from the cache (report)
 
 
 def log(msg):
@@ -96,25 +97,24 @@ class Genome:
     def acgt(self):
         return int(np.count_nonzero(self.seq < 4))
 
-    def write_fasta(self, path):
-        with open(path, "wb") as f:
-            for name, a, n in zip(self.names, self.starts, self.lengths):
-                f.write(b">" + name.encode() + b"\n")
-                text = LETTERS[self.seq[a:a + n]].tobytes()
-                for i in range(0, len(text), 80):
-                    f.write(text[i:i + 80] + b"\n")
+    def fasta(self):
+        """The records as FASTA text (bytes), 80 bases a line."""
+        out = []
+        for name, a, n in zip(self.names, self.starts, self.lengths):
+            out.append(b">" + name.encode() + b"\n")
+            text = LETTERS[self.seq[a:a + n]].tobytes()
+            out += [text[i:i + 80] + b"\n" for i in range(0, len(text), 80)]
+        return b"".join(out)
 
 
-def write_if_changed(path, g):
-    """Write g as FASTA unless path already holds exactly that (its mtime keys the cache)."""
-    g.write_fasta(path + ".tmp")
-    with open(path + ".tmp", "rb") as f:
-        new = f.read()
+def write_if_changed(path, data):
+    """Write bytes unless path already holds exactly them: its mtime keys the engine cache."""
     if os.path.exists(path):
         with open(path, "rb") as f:
-            if f.read() == new:
-                os.remove(path + ".tmp")
+            if f.read() == data:
                 return
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
     os.replace(path + ".tmp", path)
 
 
@@ -122,7 +122,8 @@ def both_strands(g):
     """The sequence followed by its reverse complement; record starts of both."""
     rc = np.where(g.seq < 4, 3 - g.seq, 4).astype(np.uint8)[::-1]
     ends = g.starts + g.lengths
-    return np.concatenate([g.seq, rc]), np.concatenate([g.starts, len(g.seq) + len(g.seq) - ends[::-1]])
+    n = len(g.seq)  # record [a, e) of the sequence is [2n - e, 2n - a) of the copy
+    return np.concatenate([g.seq, rc]), np.concatenate([g.starts, 2 * n - ends[::-1]])
 
 
 def file_key(*paths, extra=""):
@@ -196,12 +197,15 @@ def engine_cached(args, fasta, genome, regions=None):
     path = os.path.join(args.cache, f"engine-{file_key(*files, extra=args.engine_args)}.npz")
     if os.path.exists(path) and not args.no_cache:
         log(f"engine: scores of {os.path.basename(fasta)} from {path}")
+        ENGINE_RUNS.append({"fasta": fasta, "regions": regions, "cached": True})
         z = np.load(path)
         return z["offset"], z["bits"], z["rule"]
     t = time.time()
     out = run_engine(args, fasta, genome, regions)
     log(f"engine: {len(out[0]):,} positions in {time.time() - t:.0f} s "
         f"({len(out[0]) / max(time.time() - t, 1e-9) / 1e3:.0f} kbp/s)")
+    ENGINE_RUNS.append({"fasta": fasta, "regions": regions, "cached": False,
+                        "positions": int(len(out[0])), "seconds": round(time.time() - t, 1)})
     os.makedirs(args.cache, exist_ok=True)
     np.savez(path + ".tmp.npz", offset=out[0], bits=out[1], rule=out[2])
     os.replace(path + ".tmp.npz", path)
@@ -305,7 +309,9 @@ def short(n):
 
 
 def bucket_labels(edges):
-    return [f"{short(a + 1) if a + 1 < 1024 else short(a)}-{short(b)}" for a, b in zip(edges[:-1], edges[1:])]
+    # 1-16, 17-64, 65-256, 257-1K, then 1K-4K for 1,025-4,096 and so on
+    return [f"{short(a + 1) if a + 1 < 1024 else short(a)}-{short(b)}"
+            for a, b in zip(edges[:-1], edges[1:])]
 
 
 def windows(g, w, max_windows):
@@ -327,10 +333,8 @@ def long_context(args, name, g, fasta, mk, whole_bits):
     rec = np.searchsorted(g.starts, offs, side="right") - 1
     bed = os.path.join(args.cache, f"windows-{name}-{w}-{len(offs)}.bed")
     os.makedirs(args.cache, exist_ok=True)
-    with open(bed, "w") as f:
-        for r, o in zip(rec, offs):
-            a = o - g.starts[r]
-            f.write(f"{g.names[r]}\t{a}\t{a + w}\n")
+    write_if_changed(bed, "".join(f"{g.names[r]}\t{o - g.starts[r]}\t{o - g.starts[r] + w}\n"
+                                  for r, o in zip(rec, offs)).encode())
     offset, bits, _ = engine_cached(args, fasta, g, bed)
     wanted = (offs[:, None] + np.arange(w)).ravel()
     if len(offset) != len(wanted) or np.any(np.sort(offset) != np.sort(wanted)):
@@ -339,14 +343,28 @@ def long_context(args, name, g, fasta, mk, whole_bits):
     fresh[offset] = bits
     mbits = mk.bits(g.seq, g.starts, reset=offs, orders=[mk.kmax])[0]
     edges = bucket_edges(w)
-    rows = []
+    rows, per_window = [], []
     for label, lo, hi in zip(bucket_labels(edges), edges[:-1], edges[1:]):
-        at = (offs[:, None] + np.arange(lo, hi)).ravel()
-        at = at[g.seq[at] < 4]
-        rows.append({"label": label, "from": lo + 1, "to": hi, "positions": int(len(at)),
-                     "model": float(fresh[at].mean()), "markov": float(mbits[at].mean()),
-                     "model_whole_record": float(whole_bits[at].mean())})
-    return {"window": w, "windows": int(len(offs)), "buckets": rows}
+        at = offs[:, None] + np.arange(lo, hi)  # [window, position in bucket]
+        ok = g.seq[at] < 4
+        n = ok.sum(axis=1)
+        # per-window means, for the spread across windows; pooled means for the table
+        pw = {k: np.where(ok, v[at], 0.0).sum(axis=1) / np.maximum(n, 1)
+              for k, v in (("model", fresh), ("markov", mbits), ("whole", whole_bits))}
+        per_window.append(pw)
+        rows.append({"label": label, "from": lo + 1, "to": hi, "positions": int(n.sum()),
+                     **{k: float((pw[k] * n).sum() / max(n.sum(), 1)) for k in ("model", "markov")},
+                     "model_whole_record": float((pw["whole"] * n).sum() / max(n.sum(), 1))})
+    out = {"window": w, "windows": int(len(offs)), "buckets": rows}
+    if len(rows) >= 4 and len(offs) >= 2:
+        # model minus Markov, change from the 257-1K bucket to the last, per window: its
+        # spread gives a standard error (content varies from window to window)
+        a, b = per_window[3], per_window[-1]
+        d = (b["model"] - a["model"]) - (b["markov"] - a["markov"])
+        out["late_gain"] = {"from": rows[3]["label"], "to": rows[-1]["label"],
+                            "model_rel_markov": float(d.mean()),
+                            "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -380,6 +398,10 @@ def model_info(model_dir):
                 h.update(block)
         info["safetensors_sha256"] = h.hexdigest()[:16]
     return info
+
+
+def delta(x):
+    return f"{round(x, 4) + 0.0:+.4f}"  # + 0.0: no '-0.0000'
 
 
 def fmt(x):
@@ -419,47 +441,64 @@ def where_summary(c):
     d = {r["class"]: r["model"] - r["markov"] for r in rows}
     s = ""
     if win:
-        s += "The model beats the best Markov model on: " + "; ".join(f"{x} ({d[x]:+.3f})" for x in win) + ". "
+        s += ("The model beats the best Markov model on: "
+              + "; ".join(f"{x} ({d[x]:+.3f})" for x in win) + ". ")
     if lose:
-        s += "It loses on: " + "; ".join(f"{x} ({d[x]:+.3f})" for x in lose) + "."
+        s += "The model loses on: " + "; ".join(f"{x} ({d[x]:+.3f})" for x in lose) + "."
     return s + " (Classes with fewer than 1,000 positions are left out of this sentence.)"
 
 
 def long_table(lc_by_set, kmax):
+    """Per bucket and test genome: the model from a fresh state, Markov k=kmax, and what the
+    missing history costs the model (fresh minus whole-record run on the same positions)."""
     names = [n for n in TESTS if lc_by_set.get(n)]
     head = "| position in window | " + " | ".join(
-        f"{n}: model (fresh) | {n}: Markov k={kmax} | {n}: model (whole record)" for n in names)
+        f"{n}: model | {n}: Markov k={kmax} | {n}: fresh − whole" for n in names)
     out = head + " |\n|---|" + "---:|" * (3 * len(names)) + "\n"
-    labels = bucket_labels(bucket_edges(lc_by_set[names[0]]["window"]))
-    for i, label in enumerate(labels):
+    for i, label in enumerate(bucket_labels(bucket_edges(lc_by_set[names[0]]["window"]))):
         cells = []
         for n in names:
             b = lc_by_set[n]["buckets"][i]
-            cells += [fmt(b["model"]), fmt(b["markov"]), fmt(b["model_whole_record"])]
+            cells += [fmt(b["model"]), fmt(b["markov"]), delta(b["model"] - b["model_whole_record"])]
         out += f"| {label} | " + " | ".join(cells) + " |\n"
     return out
 
 
 def long_summary(lc):
+    """Two readings: does the model keep improving after a few hundred bases (relative to the
+    Markov model on the same positions), and how far back does a fresh start still cost."""
     b = lc["buckets"]
     if len(b) < 4:
         return ""
-    # the 257-1K bucket against the last: what the model gains beyond a few hundred bases
-    labels = bucket_labels(bucket_edges(lc["window"]))
-    mid, last = b[3], b[-1]
-    return (f"{labels[3]} → {labels[-1]}: model {last['model'] - mid['model']:+.4f}, "
-            f"Markov {last['markov'] - mid['markov']:+.4f} bits/base")
+    labels = [r["label"] for r in b]
+    mid, last = b[3], b[-1]  # 257-1K against the last bucket
+    dm, dk = last["model"] - mid["model"], last["markov"] - mid["markov"]
+    gap = [r["model"] - r["model_whole_record"] for r in b]
+    still = [labels[i] for i, g in enumerate(gap) if abs(g) >= 0.001]
+    se = f" ± {lc['late_gain']['se']:.4f} (s.e. over windows)" if "late_gain" in lc else ""
+    return (f"{labels[3]} → {labels[-1]}: model {delta(dm)}, Markov {delta(dk)}, model relative "
+            f"to Markov {delta(dm - dk)}{se} bits/base; |fresh − whole| ≥ 0.001 bits/base up to "
+            f"{still[-1] if still else '(nowhere)'}, {delta(gap[-1])} in the last bucket")
+
+
+def runs_line(runs):
+    fresh = [r for r in runs if not r["cached"]]
+    s = f"{len(runs)} runs, {len(runs) - len(fresh)} from the cache"
+    if fresh:
+        n, t = sum(r["positions"] for r in fresh), sum(r["seconds"] for r in fresh)
+        s += f"; scored {n:,} positions in {t:.0f} s ({n / max(t, 1e-9) / 1e3:.0f} kbp/s)"
+    return s
 
 
 def write_report(res, path):
-    lines = [f"# DNA model evaluation\n",
-             f"Generated by `train/dna/eval_dna.py` — do not edit by hand; rerun it.\n",
+    lines = ["# DNA model evaluation\n",
+             "Generated by `train/dna/eval_dna.py` — do not edit by hand; rerun it.\n",
              f"- date: {res['date']}",
              f"- model: `{res['model_dir'] or '(none: --no-model)'}` {json.dumps(res['model_info'])}",
              f"- git commit: `{res['git_commit']}`",
              f"- command: `{res['command']}`",
              f"- engine: `{res['engine']}`",
-             f"- runtime: {res['runtime_s']:.0f} s",
+             f"- runtime: {res['runtime_s']:.0f} s; engine: {runs_line(res['engine_runs'])}",
              "- data (`" + res["data"] + "`): train " + f"{res['sizes']['train']:,} bp in "
              f"{res['sizes']['train_records']} records (ACGT; Markov counts use both strands, "
              f"{2 * res['sizes']['train']:,} bp); "
@@ -476,7 +515,8 @@ def write_report(res, path):
              "Markov rows; the test sets are held out from everything.\n",
              main_table(res),
              "Markov smoothing per order k (s, alpha): "
-             + ", ".join(f"{k}: ({s:g}, {a:g})" for k, (s, a) in enumerate(res["markov_params"])) + "\n"]
+             + ", ".join(f"{k}: ({s:g}, {a:g})" for k, (s, a) in enumerate(res["markov_params"]))
+             + "\n"]
     if res.get("where"):
         lines.append("## Where the model wins or loses\n")
         lines.append("Bits/base by position class, model against the Markov order that is best on "
@@ -485,24 +525,28 @@ def write_report(res, path):
         for name in TESTS:
             c = res["where"].get(name)
             if c:
-                lines += [f"### {name} ({res['genomes'][name]})\n", where_table(c), where_summary(c) + "\n"]
+                lines += [f"### {name} ({res['genomes'][name]})\n", where_table(c),
+                          where_summary(c) + "\n"]
         lines.append("Classes: " + CLASS_LEGEND + "\n")
     if res.get("long_context"):
         lc = res["long_context"]
         n = next(iter(lc.values()))
         lines.append("## Long context\n")
         lines.append(f"Bits/base by position inside windows of {n['window']:,} bases that tile each "
-                     "record from its start (whole windows only), scored by the engine as regions: "
-                     "a fresh state at each window start (`--regions`, no `--context`). The Markov "
-                     f"model (k={res['kmax']}) restarts its context at each window start too. "
-                     "'whole record' is the model's whole-genome run on the same positions "
-                     "(full history), for reference. Windows: "
-                     + ", ".join(f"{k} {v['windows']}" for k, v in lc.items()) + ".\n")
+                     "record from its start (whole windows only; windows per genome: "
+                     + ", ".join(f"{k} {v['windows']}" for k, v in lc.items()) + "), scored by "
+                     "the engine as regions, i.e. from a fresh state at each window start "
+                     f"(`--regions`, no `--context`). The Markov model (k={res['kmax']}) restarts "
+                     "its context at each window start too. 'fresh − whole' is the model's bits "
+                     "here minus its bits on the same positions in the whole-record run (full "
+                     "history): what the missing history costs at that distance from the start; "
+                     "it is zero once the state has forgotten where it started.\n")
         lines.append(long_table(lc, res["kmax"]))
-        lines.append("Every window contributes to every bucket, so the sequence mix is the same in "
-                     "each; a model that uses more than the last few hundred bases keeps falling in "
-                     "the late buckets, where the Markov model is flat. Change from the 257-1K "
-                     "bucket to the last:\n")
+        lines.append("Every window contributes equally to every bucket, so each bucket holds the "
+                     "same windows; the early buckets are small (windows × 16 positions in 1-16), "
+                     "so their Markov values wobble with the content. A model that uses more than "
+                     "the last few hundred bases keeps improving in the late buckets relative to "
+                     "the Markov model, and its fresh − whole gap persists to large distances:\n")
         for k, v in lc.items():
             s = long_summary(v)
             if s:
@@ -567,7 +611,7 @@ def where_section(g, model, mbits, k):
     for label, mask in position_classes(g):
         m = mask & (g.seq < 4)
         n = int(np.count_nonzero(m))
-        rows.append({"class": label, "positions": n, "share": n / max(np.count_nonzero(g.seq < 4), 1),
+        rows.append({"class": label, "positions": n, "share": n / max(g.acgt(), 1),
                      "model": float(model[m].mean()) if n else None,
                      "markov": float(mbits[m].astype(np.float64).mean()) if n else None})
     return {"markov_k": k, "rows": rows}
@@ -582,14 +626,14 @@ def main(argv=None):
     fastas = {n: os.path.join(args.data, f"{n}.fa") for n in TESTS}
     for n in TESTS:
         sets[n] = Genome.from_fasta(fastas[n])
-    genomes = {}
     try:
         with open(os.path.join(args.data, "splits.json")) as f:
             splits = json.load(f)
         genomes = {n: splits[n]["genome"] for n in TESTS}
     except (OSError, KeyError, ValueError):
         genomes = {n: n for n in TESTS}
-    log("data: train %s bp, %s" % (f"{train.acgt():,}", ", ".join(f"{n} {g.acgt():,} bp" for n, g in sets.items())))
+    log(f"data: train {train.acgt():,} bp, "
+        + ", ".join(f"{n} {g.acgt():,} bp" for n, g in sets.items()))
 
     mk = fit_markov(train, args.kmax, args.cache, os.path.join(args.data, "train.npz"))
     train_bp, train_records = train.acgt(), len(train.names)
@@ -614,7 +658,7 @@ def main(argv=None):
         os.makedirs(args.cache, exist_ok=True)
         fastas["val"] = os.path.join(args.cache, "val.fa")
         sets["val"].names = [f"val{i}" for i in range(len(sets["val"].names))]
-        write_if_changed(fastas["val"], sets["val"])
+        write_if_changed(fastas["val"], sets["val"].fasta())
         rules = {"bos": 0, "uniform": 0}
         for name in SETS:
             bits, r = model_bits(args, name, sets[name], fastas[name])
@@ -633,6 +677,7 @@ def main(argv=None):
                              f"after BOS ({rules['bos']}) or uniform ({rules['uniform']})")
         res["first_base_rules"] = rules
     res["runtime_s"] = time.time() - T0
+    res["engine_runs"] = ENGINE_RUNS
     write_report(res, args.out)
     print(main_table(res), end="")
     log(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.json")
