@@ -28,7 +28,11 @@ void ms_blas_pick_kernel(char **argv)
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         want = "Haswell";
     if (!want) return;
+    /* the program's real path, so the process keeps its name (not "exe") in ps and top */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return; /* no /proc: carry on with the slower kernels */
+    self[n] = 0;
     setenv("OPENBLAS_CORETYPE", want, 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc): carry on with the slower kernels */
+    execv(self, argv);
 }
