@@ -224,8 +224,7 @@ typedef struct {
  * Results do not depend on how a sequence is cut into chunks (to float rounding).
  * Returns MS_OK, MS_ERR_ARG for a token out of range / too many tokens / a stream used
  * twice in one call / tokens given to a feature model or the reverse, or a backend
- * error. The CUDA backend does not run audio models yet (feature input, classifier
- * head): ms_ctx_new refuses them there with MS_ERR_UNSUPPORTED. */
+ * error. Both backends run audio models (feature input, classifier head). */
 MS_CHECK int ms_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, float *logits,
                         float *hidden);
 

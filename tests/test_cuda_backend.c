@@ -12,6 +12,14 @@
  *  - chunk invariance and stream independence on the GPU, state get/set round trip;
  *  - bf16 mode against the CPU within the bound derived in test_bf16 (printed with the
  *    measured error);
+ *  - audio classifiers (feature input through frontend.proj, classifier head with bias):
+ *    random keyword spotters (random_model.h; Mamba-1 and Mamba-2 log-mel, Mamba-1 mu-law)
+ *    against the CPU on a batch of unequal clips cut unevenly, fp32 within 1e-5 relative,
+ *    bf16 / fp16 within the bound of test_bf16; ms_forward_cols over labels; on the GPU
+ *    alone, chunks of 1 (decode, graph replay) / 7 / 100 and graphs off equal the whole
+ *    clip, and unequal clips batched equal each clip alone; the shipped
+ *    models/kws-mamba2-small reproduces its export-time logits (reference.safetensors) in
+ *    fp32 within test_models.c's tolerance, bf16 within the bound;
  *  - a bad device index is refused with MS_ERR_BACKEND and one clear line. */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +29,7 @@
 #include <cuda_runtime_api.h>
 
 #include "mamba_stream.h"
+#include "random_model.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -285,9 +294,11 @@ static void shape_name(const shape *s, char *buf, size_t n)
 }
 
 /* Streams of lengths lens[] run batched on ctx (same uneven cuts on both backends);
- * returns outputs in row order and each stream's final state. */
-static void run_streams(ms_ctx *ctx, const int32_t *ids, const int *lens, int B, int maxlen,
-                        int V, int D, float *lg, float *hd, float *states)
+ * returns outputs in row order and each stream's final state. Input: ids [B][maxlen], or
+ * for a feature model (ids NULL) feat [B][maxlen][F]. */
+static void run_streams(ms_ctx *ctx, const int32_t *ids, const float *feat, int F,
+                        const int *lens, int B, int maxlen, int V, int D, float *lg, float *hd,
+                        float *states)
 {
     ms_stream **s = calloc(B, sizeof *s);
     int *done = calloc(B, sizeof *done), *from = calloc(B, sizeof *from);
@@ -302,7 +313,9 @@ static void run_streams(ms_ctx *ctx, const int32_t *ids, const int *lens, int B,
             if (done[b] == lens[b]) continue;
             int len = 1 + (step * 37 + b * 101) % 150;
             if (done[b] + len > lens[b]) len = lens[b] - done[b];
-            c[n] = (ms_chunk){s[b], ids + (size_t)b * maxlen + done[b], len};
+            const size_t row = (size_t)b * maxlen + done[b];
+            c[n] = ids ? (ms_chunk){.stream = s[b], .tokens = ids + row, .n_tokens = len}
+                       : (ms_chunk){.stream = s[b], .n_tokens = len, .features = feat + row * F};
             from[n++] = b;
         }
         if (!n) break;
@@ -362,7 +375,7 @@ static void compare_shape(const shape *sh, int idx, ms_precision prec, double to
     assert_int_equal(ms_ctx_new(m, &cp, &cpu), MS_OK);
     size_t ns = ms_stream_state_size(cpu);
     float *sc = malloc(sizeof(float) * ns * RB), *sg = malloc(sizeof(float) * ns * RB);
-    run_streams(cpu, ids, lens, RB, RMAX, V, D, lc, hc, sc);
+    run_streams(cpu, ids, NULL, 0, lens, RB, RMAX, V, D, lc, hc, sc);
     ms_ctx_free(cpu);
 
     const char *segs[] = {NULL, "16"};
@@ -371,7 +384,7 @@ static void compare_shape(const shape *sh, int idx, ms_precision prec, double to
         else unsetenv("MS_CUDA_SEG_LEN");
         ms_ctx *gpu = gpu_ctx(m, 4 * 150, RB, prec);
         poison(lg, nl); poison(hg, nh);
-        run_streams(gpu, ids, lens, RB, RMAX, V, D, lg, hg, sg);
+        run_streams(gpu, ids, NULL, 0, lens, RB, RMAX, V, D, lg, hg, sg);
         double el = rows_err(lg, lc, lens, RB, RMAX, V), eh = rows_err(hg, hc, lens, RB, RMAX, D);
         double es = tu_rel_err(sg, sc, ns * RB);
         print_message("  %-34s %s seg %-4s logits %.2e hidden %.2e state %.2e\n", desc,
@@ -486,6 +499,311 @@ static void test_gpu_invariants(void **st)
     ms_model_free(m);
 }
 
+/* ------------------------------------------------------------------ audio models */
+
+/* Audio classifiers (docs/model-format.md, "Tensors of an audio classifier"): features
+ * [n][F] @ frontend.proj^T + bias in, the final norm, classifier.weight (+ bias) out at
+ * every position. Random keyword-spotter shapes from random_model.h. */
+static const char *const kws_names[] = {"kws m1 log-mel 40", "kws m2 log-mel 40 G2",
+                                        "kws m1 mu-law 256"};
+#define N_KWS 3
+
+static ms_model *kws_model(int variant, const char *name)
+{
+    ms_random_spec sp = ms_random_spec_kws(); /* Mamba-1 64 x 2, log-mel 40, 12 labels */
+    if (variant == 1) { /* Mamba-2: 8 heads of 16 in 2 groups, d_state 64 */
+        sp.arch = MS_ARCH_MAMBA2;
+        sp.d_state = 64;
+        sp.head_dim = 16;
+        sp.n_groups = 2;
+        sp.seed = 11;
+    } else if (variant == 2) { /* mu-law: token input, classifier head */
+        sp.frontend = MS_FRONTEND_MULAW;
+        sp.vocab = 256;
+        sp.seed = 13;
+    }
+    char dir[4096], cmd[4200];
+    snprintf(dir, sizeof dir, "%s/%s", tu_tmpdir(), name);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(ms_random_model_write(&sp, dir), MS_OK);
+    ms_model *m;
+    assert_int_equal(ms_model_load(dir, NULL, &m), MS_OK);
+    assert_int_equal(ms_model_info_get(m)->task, MS_TASK_CLASSIFY);
+    return m;
+}
+
+/* Random inputs for B rows of `len` positions: standardised-log-mel-like features
+ * [B][len][F] (F > 0), else tokens [B][len] below V. One of the two is set. */
+static void kws_inputs(const ms_model_info *in, int B, int len, float **feat, int32_t **ids)
+{
+    *feat = NULL;
+    *ids = NULL;
+    const size_t n = (size_t)B * len;
+    if (in->d_input > 0) {
+        *feat = malloc(sizeof(float) * n * in->d_input);
+        for (size_t i = 0; i < n * in->d_input; i++) (*feat)[i] = 1.5f * frand();
+    } else {
+        *ids = malloc(sizeof(int32_t) * n);
+        const int V = in->n_vocab;
+        for (size_t i = 0; i < n; i++) (*ids)[i] = (int32_t)((frand() + 1.f) * 0.5f * V) % V;
+    }
+}
+
+static const char *prec_str(ms_precision p)
+{
+    return p == MS_PREC_BF16 ? "bf16" : p == MS_PREC_FP16 ? "fp16" : "fp32";
+}
+
+#define AMAX 400
+
+/* CPU vs GPU on a batch of unequal clips cut unevenly (state carried between calls), with
+ * the scan's segment length at its default and forced to 16. Returns the worst relative
+ * error of logits, hidden and final states; fp32 asserts it is within tol. */
+static double compare_audio(int variant, ms_precision prec, double tol)
+{
+    char nm[32];
+    snprintf(nm, sizeof nm, "kws%d%s", variant, prec_str(prec));
+    ms_model *m = kws_model(variant, nm);
+    const ms_model_info *in = ms_model_info_get(m);
+    const int F = in->d_input, L = in->n_labels, D = in->d_model;
+    const int lens[RB] = {AMAX, 157, 1, 64};
+    float *feat;
+    int32_t *ids;
+    kws_inputs(in, RB, AMAX, &feat, &ids);
+    size_t nl = (size_t)RB * AMAX * L, nh = (size_t)RB * AMAX * D;
+    float *lc = calloc(nl, 4), *hc = calloc(nh, 4), *lg = calloc(nl, 4), *hg = calloc(nh, 4);
+
+    ms_ctx_params cp = ms_ctx_default_params();
+    cp.max_tokens = RB * 150;
+    cp.max_streams = RB;
+    ms_ctx *cpu;
+    assert_int_equal(ms_ctx_new(m, &cp, &cpu), MS_OK);
+    size_t ns = ms_stream_state_size(cpu);
+    float *sc = malloc(sizeof(float) * ns * RB), *sg = malloc(sizeof(float) * ns * RB);
+    run_streams(cpu, ids, feat, F, lens, RB, AMAX, L, D, lc, hc, sc);
+    ms_ctx_free(cpu);
+
+    double worst = 0;
+    const char *segs[] = {NULL, "16"};
+    for (int k = 0; k < 2; k++) {
+        if (segs[k]) setenv("MS_CUDA_SEG_LEN", segs[k], 1);
+        else unsetenv("MS_CUDA_SEG_LEN");
+        ms_ctx *gpu = gpu_ctx(m, RB * 150, RB, prec);
+        poison(lg, nl); poison(hg, nh);
+        run_streams(gpu, ids, feat, F, lens, RB, AMAX, L, D, lg, hg, sg);
+        double el = rows_err(lg, lc, lens, RB, AMAX, L), eh = rows_err(hg, hc, lens, RB, AMAX, D);
+        double es = tu_rel_err(sg, sc, ns * RB);
+        print_message("  %-22s %s seg %-4s logits %.2e hidden %.2e state %.2e\n",
+                      kws_names[variant], prec_str(prec), segs[k] ? segs[k] : "dflt", el, eh, es);
+        worst = fmax(worst, fmax(el, fmax(eh, es)));
+        if (prec == MS_PREC_FP32) assert_true(el <= tol && eh <= tol && es <= tol);
+
+        if (prec == MS_PREC_FP32 && k == 0) {
+            /* ms_forward_cols: selected labels, with their biases, = those columns of the
+             * full logits */
+            const int cols[3] = {L - 1, 0, 5};
+            ms_stream *s;
+            assert_int_equal(ms_stream_new(gpu, &s), MS_OK);
+            float sel[150 * 3];
+            ms_chunk c = {.stream = s, .n_tokens = 150};
+            if (F) c.features = feat;
+            else c.tokens = ids;
+            assert_int_equal(ms_forward_cols(gpu, &c, 1, cols, 3, sel, NULL), MS_OK);
+            for (int t = 0; t < 150; t++)
+                for (int j = 0; j < 3; j++) {
+                    float ref = lg[(size_t)t * L + cols[j]];
+                    assert_true(fabsf(sel[t * 3 + j] - ref) <= 1e-5f * (1.f + fabsf(ref)));
+                }
+            ms_stream_free(s);
+        }
+        ms_ctx_free(gpu);
+    }
+    unsetenv("MS_CUDA_SEG_LEN");
+    free(feat); free(ids); free(lc); free(hc); free(lg); free(hg); free(sc); free(sg);
+    ms_model_free(m);
+    return worst;
+}
+
+static void test_audio_vs_cpu(void **st)
+{
+    double worst = 0;
+    for (int v = 0; v < N_KWS; v++) worst = fmax(worst, compare_audio(v, MS_PREC_FP32, 1e-5));
+    print_message("  worst audio GPU fp32 vs CPU error: %.2e\n", worst);
+}
+
+/* bf16 / fp16 audio models against the CPU: the bound of test_bf16 (unit roundoff u over
+ * sqrt(12), ~6 roundings a layer plus 2 at the head, added in quadrature, times 4), with
+ * u = 2^-8 (bf16) or 2^-11 (fp16). The input end (frontend.proj) is float32 in every mode,
+ * so these models round less than the bound counts. */
+static void test_audio_low_precision(void **st)
+{
+    const ms_precision precs[2] = {MS_PREC_BF16, MS_PREC_FP16};
+    int over = 0;
+    for (int p = 0; p < 2; p++) {
+        double worst = 0;
+        for (int v = 0; v < N_KWS; v++) {
+            const double u = ldexp(1.0, precs[p] == MS_PREC_BF16 ? -8 : -11);
+            const double expect = u / sqrt(12.0) * sqrt(6.0 * 2 + 2), bound = 4 * expect;
+            const double w = compare_audio(v, precs[p], bound);
+            print_message("    bound %.2e (expected ~%.2e)\n", bound, expect);
+            if (!(w <= bound)) over++;
+            worst = fmax(worst, w);
+        }
+        print_message("  worst audio GPU %s vs CPU fp32 error: %.2e\n", prec_str(precs[p]), worst);
+    }
+    assert_int_equal(over, 0);
+}
+
+/* One clip: whole, in chunks of 1 (decode path, replayed CUDA graph; for Mamba-2 the
+ * recurrent scan), 7 and 100, and in chunks of 1 without graphs; a batch of unequal clips
+ * in one call equals each clip run alone. GPU only, fp32. */
+static void test_audio_gpu_invariants(void **st)
+{
+    for (int v = 0; v < 2; v++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "kwsinv%d", v);
+        ms_model *m = kws_model(v, nm);
+        const ms_model_info *in = ms_model_info_get(m);
+        const int F = in->d_input, L = in->n_labels, T = 300;
+        float *feat;
+        int32_t *ids;
+        kws_inputs(in, 4, T, &feat, &ids);
+        float *whole = malloc(sizeof(float) * T * L), *part = malloc(sizeof(float) * T * L);
+        float *one = malloc(sizeof(float) * T * L);
+        const char *graphs[2] = {NULL, "0"};
+        for (int gr = 0; gr < 2; gr++) {
+            if (graphs[gr]) setenv("MS_CUDA_GRAPHS", graphs[gr], 1);
+            else unsetenv("MS_CUDA_GRAPHS");
+            ms_ctx *ctx = gpu_ctx(m, 4 * T, 4, MS_PREC_FP32);
+            ms_stream *s;
+            assert_int_equal(ms_stream_new(ctx, &s), MS_OK);
+            if (gr == 0) {
+                ms_chunk c = {.stream = s, .n_tokens = T, .features = feat};
+                assert_int_equal(ms_forward(ctx, &c, 1, whole, NULL), MS_OK);
+            }
+            const int sizes[3] = {1, 7, 100};
+            for (int k = 0; k < (gr == 0 ? 3 : 1); k++) {
+                ms_stream_reset(s);
+                poison(part, (size_t)T * L);
+                for (int t = 0; t < T; t += sizes[k]) {
+                    int n = T - t < sizes[k] ? T - t : sizes[k];
+                    ms_chunk c = {.stream = s, .n_tokens = n, .features = feat + (size_t)t * F};
+                    assert_int_equal(ms_forward(ctx, &c, 1, part + (size_t)t * L, NULL), MS_OK);
+                }
+                double e = tu_rel_err(part, whole, (size_t)T * L);
+                print_message("  %-22s chunk %3d%s vs whole: %.2e\n", kws_names[v], sizes[k],
+                              graphs[gr] ? " (no graphs)" : "", e);
+                assert_true(e <= 1e-5);
+            }
+            if (gr == 0) {
+                /* unequal clips in one call: clip b is rows [0, lens[b]) of input b */
+                const int lens[4] = {T, 37, 1, 120};
+                ms_stream *ss[4];
+                ms_chunk c[4];
+                float *batch = malloc(sizeof(float) * (T + 37 + 1 + 120) * L);
+                for (int b = 0; b < 4; b++) {
+                    assert_int_equal(ms_stream_new(ctx, &ss[b]), MS_OK);
+                    c[b] = (ms_chunk){.stream = ss[b], .n_tokens = lens[b],
+                                      .features = feat + (size_t)b * T * F};
+                }
+                assert_int_equal(ms_forward(ctx, c, 4, batch, NULL), MS_OK);
+                double worst = 0;
+                for (int b = 0, r = 0; b < 4; r += lens[b], b++) {
+                    ms_stream_reset(s);
+                    ms_chunk a = {.stream = s, .n_tokens = lens[b], .features = c[b].features};
+                    assert_int_equal(ms_forward(ctx, &a, 1, one, NULL), MS_OK);
+                    const double e = tu_rel_err(batch + (size_t)r * L, one, (size_t)lens[b] * L);
+                    worst = fmax(worst, e);
+                    ms_stream_free(ss[b]);
+                }
+                print_message("  %-22s unequal clips batched vs alone: %.2e\n", kws_names[v],
+                              worst);
+                assert_true(worst <= 1e-5);
+                free(batch);
+            }
+            ms_stream_free(s);
+            ms_ctx_free(ctx);
+        }
+        unsetenv("MS_CUDA_GRAPHS");
+        free(feat); free(ids); free(whole); free(part); free(one);
+        ms_model_free(m);
+    }
+}
+
+/* The shipped keyword model reproduces its export-time PyTorch logits (reference.safetensors,
+ * as test_models.c checks on the CPU): fp32 on the GPU within the same 1e-4 of the
+ * reference's largest magnitude, all clips batched in chunks of 37 frames carrying state
+ * and whole; bf16 printed and held to test_audio_low_precision's bound for 4 layers. */
+static void test_shipped_kws(void **st)
+{
+    char dir[4096], ref[4200];
+    const char *env = getenv("MS_MODELS"), *src = getenv("MS_SRC");
+    if (env) snprintf(dir, sizeof dir, "%s/kws-mamba2-small", env);
+    else snprintf(dir, sizeof dir, "%s/models/kws-mamba2-small", src ? src : "..");
+    ms_model *m;
+    assert_int_equal(ms_model_load(dir, NULL, &m), MS_OK);
+    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
+    ms_st_set *set;
+    assert_int_equal(ms_st_open_file(ref, &set), MS_OK);
+    const ms_st_tensor *ft = ms_st_find(set, "features"), *lt = ms_st_find(set, "logits");
+    assert_non_null(ft);
+    assert_non_null(lt);
+    const int B = (int)ft->shape[0], T = (int)ft->shape[1], F = (int)ft->shape[2];
+    const int L = (int)lt->shape[2];
+    assert_int_equal(F, ms_model_info_get(m)->d_input);
+    assert_int_equal(L, ms_model_info_get(m)->n_labels);
+    float *feat = malloc(sizeof(float) * ft->n_elem), *want = malloc(sizeof(float) * lt->n_elem);
+    float *got = malloc(sizeof(float) * lt->n_elem), *out = malloc(sizeof(float) * lt->n_elem);
+    assert_int_equal(ms_st_to_f32(ft, feat), MS_OK);
+    assert_int_equal(ms_st_to_f32(lt, want), MS_OK);
+    double big = 1;
+    for (int64_t i = 0; i < lt->n_elem; i++) big = fmax(big, fabs(want[i]));
+    const ms_precision precs[2] = {MS_PREC_FP32, MS_PREC_BF16};
+    const int steps[2] = {37, 0}; /* 0: whole clips */
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 2; k++) {
+            ms_ctx *ctx = gpu_ctx(m, B * T, B, precs[p]);
+            ms_stream *s[16];
+            assert_true(B <= 16);
+            for (int b = 0; b < B; b++) assert_int_equal(ms_stream_new(ctx, &s[b]), MS_OK);
+            const int step = steps[k] ? steps[k] : T;
+            poison(got, lt->n_elem);
+            for (int t = 0; t < T; t += step) {
+                const int n = T - t < step ? T - t : step;
+                ms_chunk c[16];
+                for (int b = 0; b < B; b++)
+                    c[b] = (ms_chunk){.stream = s[b], .n_tokens = n,
+                                      .features = feat + ((size_t)b * T + t) * F};
+                assert_int_equal(ms_forward(ctx, c, B, out, NULL), MS_OK);
+                for (int b = 0; b < B; b++)
+                    memcpy(got + ((size_t)b * T + t) * L, out + (size_t)b * n * L,
+                           sizeof(float) * n * L);
+            }
+            double md = 0;
+            for (int64_t i = 0; i < lt->n_elem; i++) {
+                double d = fabs((double)got[i] - want[i]);
+                if (!(d <= md)) md = d;
+            }
+            const double rel = tu_rel_err(got, want, lt->n_elem);
+            print_message("  %s %s %d clips x %d frames, %s: max |diff| %.3g (of max |logit| "
+                          "%.3g), relative %.2e\n", dir, prec_str(precs[p]), B, T,
+                          steps[k] ? "chunks of 37" : "whole", md, big, rel);
+            if (precs[p] == MS_PREC_FP32) {
+                assert_true(md <= 1e-4 * big);
+            } else {
+                const double bound = 4 * ldexp(1.0, -8) / sqrt(12.0) * sqrt(6.0 * 4 + 2);
+                print_message("    bound (relative) %.2e\n", bound);
+                assert_true(rel <= bound);
+            }
+            for (int b = 0; b < B; b++) ms_stream_free(s[b]);
+            ms_ctx_free(ctx);
+        }
+    free(feat); free(want); free(got); free(out);
+    ms_st_close(set);
+    ms_model_free(m);
+}
+
 static void test_bad_device(void **st)
 {
     fixture f;
@@ -525,6 +843,10 @@ int main(void)
         cmocka_unit_test(test_random_vs_cpu),
         cmocka_unit_test(test_gpu_invariants),
         cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_audio_vs_cpu),
+        cmocka_unit_test(test_audio_low_precision),
+        cmocka_unit_test(test_audio_gpu_invariants),
+        cmocka_unit_test(test_shipped_kws),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

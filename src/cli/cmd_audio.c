@@ -351,7 +351,8 @@ static void usage(FILE *f)
 "                      counted and reported on stderr; times stay true [block]\n"
 "  --queue N           chunks buffered between reader and engine in live mode [100]\n"
 "Engine:\n"
-"  --device D          cpu (the CUDA backend does not run audio models yet) [cpu]\n"
+"  --device D          cpu | cuda | cuda:N [cpu]\n"
+"  --precision P       fp32 | bf16 | fp16 (bf16/fp16 on CUDA) [fp32]\n"
 "  --chunk N           frames (tokens for mu-law) per chunk of one clip [100; mu-law 4000]\n"
 "  --batch N           clips per forward call [16]\n"
 "  --threads N         CPU threads [all cores]\n"
@@ -374,7 +375,7 @@ int ms_cmd_audio(int argc, char **argv)
     o.rec = ms_recognize_default_params();
     enum { O_MODEL = 256, O_AUDIO, O_LIST, O_RAW, O_FORMAT, O_TOPK, O_MODE, O_POST, O_WIN,
            O_THR, O_SUP, O_MINC, O_OVERRUN, O_QUEUE, O_CHUNK, O_BATCH, O_THREADS, O_DEVICE,
-           O_RESAMPLE };
+           O_RESAMPLE, O_PRECISION };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"audio", 1, 0, O_AUDIO}, {"audio-list", 1, 0, O_LIST},
         {"raw", 1, 0, O_RAW}, {"output", 1, 0, 'o'}, {"format", 1, 0, O_FORMAT},
@@ -383,7 +384,8 @@ int ms_cmd_audio(int argc, char **argv)
         {"suppression-ms", 1, 0, O_SUP}, {"min-count", 1, 0, O_MINC},
         {"on-overrun", 1, 0, O_OVERRUN}, {"queue", 1, 0, O_QUEUE}, {"chunk", 1, 0, O_CHUNK},
         {"batch", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
-        {"resample", 1, 0, O_RESAMPLE}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"precision", 1, 0, O_PRECISION}, {"resample", 1, 0, O_RESAMPLE}, {"quiet", 0, 0, 'q'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0, seen_audio = 0;
     int64_t v;
     double d = 0;
@@ -422,6 +424,7 @@ int ms_cmd_audio(int argc, char **argv)
         case O_BATCH: bad |= (v = ms_cli_parse_int("--batch", optarg, 1, 1 << 12)) < 0; o.common.batch = (int)v; break;
         case O_THREADS: bad |= (v = ms_cli_parse_int("--threads", optarg, 1, 4096)) < 0; o.common.n_threads = (int)v; break;
         case O_DEVICE: bad |= ms_cli_parse_device(optarg, &o.common) != 0; break;
+        case O_PRECISION: bad |= ms_cli_parse_precision(optarg, &o.common) != 0; break;
         case O_RESAMPLE:
             if (!strcmp(optarg, "fast")) o.resample_fast = 1;
             else if (!strcmp(optarg, "medium")) o.resample_fast = 0;

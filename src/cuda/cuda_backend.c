@@ -6,14 +6,20 @@
  *   MS_PREC_BF16  weights and activations bf16, float32 accumulation
  *   MS_PREC_FP16  likewise in fp16
  * In every mode the residual stream, norms, conv and scan arithmetic, the recurrent state and
- * the outputs (logits, hidden) are float32.
+ * the outputs (logits, hidden) are float32, and so is the input end: the token embedding, or
+ * for an audio model (feature input) frontend.proj and its product with the features.
+ *
+ * Audio models as on the CPU (docs/model-format.md): h_0 = features @ frontend.proj^T + b
+ * (one cuBLAS product over the batch's T rows; the bias joins the residual in the first
+ * norm, like an out_proj bias), the layers, the final norm, then the head, which is
+ * classifier.weight (+ classifier.bias) for a classifier instead of lm_head.
  *
  * Memory: weights uploaded once at init; scratch sized by params.max_tokens / max_streams
  * only (never by sequence length); each stream's state is one device block of
  * ms_state_floats() floats in the CPU's layout, so state_get/set are plain copies.
  *
- * Per forward call the host packs the batch (chunk and segment tables, tokens, selected
- * head columns, state pointers) into one pinned buffer and sends it with one copy. */
+ * Per forward call the host packs the batch (chunk and segment tables, tokens or features,
+ * selected head columns, state pointers) into one pinned buffer and sends it with one copy. */
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -52,9 +58,14 @@ typedef struct {
     size_t esz;                      /* bytes per activation element */
 
     cu_layer *layers;                /* [n_layer] */
-    float *emb;                      /* [V][D] float32 */
+    int n_emb;                       /* embedding rows: n_vocab, 0 for feature input */
+    int d_input;                     /* F: features per position, 0 for token input */
+    int n_out;                       /* head rows: n_vocab (LM) or n_labels (classifier) */
+    float *emb;                      /* [n_emb][D] float32 */
+    float *feat_w, *feat_b;          /* frontend.proj [D][F], [D] float32 */
     float *norm_f_w, *norm_f_b;      /* [D] */
-    void *head;                      /* [V][D] act */
+    void *head;                      /* [n_out][D] act: lm_head or classifier.weight */
+    float *head_b;                   /* [n_out] classifier.bias, or NULL */
 
     int cap_tokens, cap_streams, cap_seg, cap_slots, seg_len;
     float *resid;                    /* [T][D] residual stream, float32 */
@@ -64,9 +75,10 @@ typedef struct {
     void *xdbl;                      /* M1 [T][R + 2N] act */
     void *dtb;                       /* M1 [T][E] act: dt_proj output (raw dt) */
     void *y;                         /* [T][E] act: scan output */
-    float *logits;                   /* [T][V] */
+    float *logits;                   /* [T][n_out] */
     float *hidden;                   /* [T][D] */
-    void *head_sel;                  /* [V][D] act: the head's selected rows */
+    void *head_sel;                  /* [n_out][D] act: the head's selected rows */
+    float *head_sel_b;               /* [n_out] their biases (classifier with a bias) */
     float *ws_h;                     /* [cap_slots][E][N] scan workspace */
     float *ws_dtsum;                 /* [cap_slots][E] */
     /* Mamba-2 SSD scan (ssd_scan.cu), Q = cap_seg segments of L = seg_len rows */
@@ -152,7 +164,7 @@ static int seg_len_for(const ms_config *c)
  * short pieces); longer ones the SSD form, whose cost per segment is set by L, not n. */
 #define SSD_MIN_LEN 32
 
-static size_t weights_bytes(const ms_config *c, size_t esz)
+static size_t weights_bytes(const cu_ctx *g, const ms_config *c, size_t esz)
 {
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv;
     const size_t cd = ms_conv_dim(c), ip = ms_in_proj_rows(c), R = c->dt_rank, H = c->n_heads;
@@ -164,7 +176,8 @@ static size_t weights_bytes(const ms_config *c, size_t esz)
     } else {
         f += 3 * H + E;
     }
-    return c->n_layer * (f * 4 + a * esz) + (size_t)c->n_vocab * D * (4 + esz) + 2 * D * 4;
+    return c->n_layer * (f * 4 + a * esz) + (size_t)g->n_emb * D * 4 +
+           (size_t)g->n_out * (D * esz + 4) + (size_t)g->d_input * D * 4 + 3 * D * 4;
 }
 
 /* ------------------------------------------------------------------ init */
@@ -201,8 +214,8 @@ static int upload_weights(cu_ctx *g, const ms_model *m)
     const ms_config *c = &m->cfg;
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, K = c->d_conv;
     const size_t cd = ms_conv_dim(c), ip = ms_in_proj_rows(c), R = c->dt_rank, H = c->n_heads;
-    const size_t V = c->n_vocab;
-    size_t tmp_n = V * D;
+    const size_t n_out = g->n_out;
+    size_t tmp_n = n_out * D;
     if (ip * D > tmp_n) tmp_n = ip * D;
     if (D * E > tmp_n) tmp_n = D * E;
     if (c->arch == MS_ARCH_MAMBA1 && (R + 2 * N) * E > tmp_n) tmp_n = (R + 2 * N) * E;
@@ -214,10 +227,17 @@ static int upload_weights(cu_ctx *g, const ms_model *m)
     g->layers = calloc(c->n_layer, sizeof *g->layers);
     if (!A || !g->layers) { rc = MS_ERR_NOMEM; goto done; }
 #define UP(x) do { if ((rc = (x)) != MS_OK) goto done; } while (0)
-    UP(upload_f32(g, &g->emb, m->embedding, V * D));
+    const int classify = m->info.task == MS_TASK_CLASSIFY;
+    if (g->d_input > 0) {
+        UP(upload_f32(g, &g->feat_w, m->feat_proj_w, D * g->d_input));
+        UP(upload_f32(g, &g->feat_b, m->feat_proj_b, D));
+    } else {
+        UP(upload_f32(g, &g->emb, m->embedding, (size_t)g->n_emb * D));
+    }
     UP(upload_f32(g, &g->norm_f_w, m->norm_f_w, D));
     UP(upload_f32(g, &g->norm_f_b, m->norm_f_b, D));
-    UP(upload_act(g, &g->head, m->lm_head, V * D, tmp));
+    UP(upload_act(g, &g->head, classify ? m->classifier_w : m->lm_head, n_out * D, tmp));
+    UP(upload_f32(g, &g->head_b, classify ? m->classifier_b : NULL, n_out));
     for (int l = 0; l < c->n_layer; l++) {
         const ms_layer_weights *w = &m->layers[l];
         cu_layer *L = &g->layers[l];
@@ -248,16 +268,25 @@ done:
     return rc;
 }
 
-/* Bytes of the packed batch for n_chunks chunks, n_seg segments, T tokens, n_cols cols. */
-static size_t batch_bytes(int n_chunks, int n_seg, int T, int n_cols)
+/* The packed batch (pack_batch): state pointers [n_chunks], then int32 tables (chunks
+ * 3 n_chunks + 1, segments 4 n_seg, tokens n_tok, cols n_cols), then, 16-byte aligned for
+ * cuBLAS, the features float [n_feat]. Byte offset of the features: */
+static size_t batch_feat_off(int n_chunks, int n_seg, int n_tok, int n_cols)
 {
-    return sizeof(float *) * (size_t)n_chunks +
-           sizeof(int32_t) * ((size_t)3 * n_chunks + 1 + 4 * (size_t)n_seg + T + n_cols);
+    size_t b = sizeof(float *) * (size_t)n_chunks +
+               sizeof(int32_t) * ((size_t)3 * n_chunks + 1 + 4 * (size_t)n_seg + n_tok + n_cols);
+    return (b + 15) & ~(size_t)15;
+}
+
+/* Bytes of the packed batch. */
+static size_t batch_bytes(int n_chunks, int n_seg, int n_tok, int n_cols, size_t n_feat)
+{
+    return batch_feat_off(n_chunks, n_seg, n_tok, n_cols) + sizeof(float) * n_feat;
 }
 
 static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
 {
-    const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = c->n_vocab;
+    const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = g->n_out;
     const size_t e = g->esz;
     const int m2 = c->arch == MS_ARCH_MAMBA2;
     const size_t Q = m2 ? (size_t)g->cap_seg : 0, L = g->seg_len;
@@ -274,6 +303,7 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
         {(void **)&g->logits, T * V * 4},
         {(void **)&g->hidden, T * D * 4},
         {&g->head_sel, V * D * e},
+        {(void **)&g->head_sel_b, g->head_b ? V * 4 : 0},
         {(void **)&g->ws_h, (size_t)g->cap_slots * E * N * 4},
         {(void **)&g->ws_dtsum, (size_t)g->cap_slots * E * 4},
         {&g->blas_ws, (size_t)32 << 20},
@@ -350,6 +380,10 @@ static int cu_init(ms_ctx *ctx)
                                                                                       : MS_CU_F32;
     g->cdt = g->dt == MS_CU_BF16 ? CUDA_R_16BF : g->dt == MS_CU_F16 ? CUDA_R_16F : CUDA_R_32F;
     g->esz = g->dt == MS_CU_F32 ? 4 : 2;
+    const ms_model_info *mi = &ctx->model->info;
+    g->d_input = mi->d_input > 0 ? mi->d_input : 0;
+    g->n_emb = g->d_input > 0 ? 0 : c->n_vocab;
+    g->n_out = mi->task == MS_TASK_CLASSIFY ? mi->n_labels : c->n_vocab;
 
     const char *genv = getenv("MS_CUDA_GRAPHS"); /* 0: no graphs (debugging, comparison) */
     g->use_graphs = !(genv && !strcmp(genv, "0"));
@@ -362,17 +396,19 @@ static int cu_init(ms_ctx *ctx)
     /* Mamba-2 runs the recurrent scan only for chunks shorter than SSD_MIN_LEN: one
      * segment each unless the segment length was forced below that */
     if (c->arch == MS_ARCH_MAMBA2 && g->seg_len >= SSD_MIN_LEN) g->cap_slots = 0;
-    g->batch_cap = batch_bytes(g->cap_streams, g->cap_seg, g->cap_tokens, c->n_vocab) + 64;
+    g->batch_cap = batch_bytes(g->cap_streams, g->cap_seg, g->d_input ? 0 : g->cap_tokens,
+                               g->n_out, (size_t)g->cap_tokens * g->d_input) + 64;
 
     /* Does it fit? Weights plus scratch against the device's free memory. */
-    const size_t wb = weights_bytes(c, g->esz);
+    const size_t wb = weights_bytes(g, c, g->esz);
     size_t free_b = 0, total_b = 0;
     CU_TRY(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     const ms_config *cc = c;
     size_t sb = (size_t)g->cap_tokens *
                     ((size_t)cc->d_model * (8 + g->esz) + (size_t)ms_in_proj_rows(cc) * g->esz +
                      (size_t)ms_conv_dim(cc) * g->esz + (size_t)cc->d_inner * 2 * g->esz +
-                     (size_t)(cc->dt_rank + 2 * cc->d_state) * g->esz + (size_t)cc->n_vocab * 4) +
+                     (size_t)(cc->dt_rank + 2 * cc->d_state) * g->esz + (size_t)g->n_out * 4 +
+                     (size_t)g->d_input * 4) +
                 (size_t)g->cap_slots * cc->d_inner * (cc->d_state + 1) * 4 + ((size_t)40 << 20) +
                 ssd_bytes(g, cc);
     if (wb + sb > free_b) {
@@ -501,26 +537,37 @@ static int cu_state_set(ms_ctx *ctx, ms_stream *s, const float *src)
 
 /* ------------------------------------------------------------------ forward */
 
-/* out[T][n_out] (ld ldo, type ot) = beta * out + x[T][n_in] (ld ldx) @ W[n_out][n_in]^T */
-static int gemm(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const void *x, int ldx,
-                const void *W, int T, int n_in, int n_out, float beta, const char *what)
+/* out[T][n_out] (ld ldo, type ot) = beta * out + x[T][n_in] (ld ldx) @ W[n_out][n_in]^T,
+ * x and W of type it. */
+static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const void *x, int ldx,
+                      const void *W, cudaDataType_t it, int T, int n_in, int n_out, float beta,
+                      const char *what)
 {
     const float alpha = 1.f;
-    BLAS_TRY(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &alpha, W, g->cdt,
-                          n_in, x, g->cdt, ldx, &beta, out, ot, ldo, CUBLAS_COMPUTE_32F,
-                          CUBLAS_GEMM_DEFAULT),
+    BLAS_TRY(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &alpha, W, it, n_in,
+                          x, it, ldx, &beta, out, ot, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              what);
     return MS_OK;
 }
 
+/* The same with x and W in the activation type. */
+static int gemm(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const void *x, int ldx,
+                const void *W, int T, int n_in, int n_out, float beta, const char *what)
+{
+    return gemm_typed(g, out, ot, ldo, x, ldx, W, g->cdt, T, n_in, n_out, beta, what);
+}
+
 #define ACT(p, off) ((void *)((char *)(p) + (size_t)(off) * g->esz))
 
-/* Pack the batch into batch_host, copy it to batch_dev and describe it in *bt. */
+/* Pack the batch into batch_host and describe it in *bt; the caller copies nb_out bytes
+ * to batch_dev. The input is tokens (*tokens_dev [T]) or, for a feature-input model
+ * (every chunk then carries features), features (*feat_dev [T][F]); the other is NULL. */
 static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int n_chunks,
                       const int *cols, int n_cols, ms_cu_batch *bt, int32_t **tokens_dev,
-                      int32_t **cols_dev, int *T_out, int *use_ssd, size_t *nb_out)
+                      float **feat_dev, int32_t **cols_dev, int *T_out, int *use_ssd,
+                      size_t *nb_out)
 {
-    const int L = g->seg_len;
+    const int L = g->seg_len, F = g->d_input;
     int n_seg = 0, T = 0, max_n = 0;
     for (int i = 0; i < n_chunks; i++) {
         n_seg += (chunks[i].n_tokens + L - 1) / L;
@@ -528,7 +575,8 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
         if (chunks[i].n_tokens > max_n) max_n = chunks[i].n_tokens;
     }
     *use_ssd = c->arch == MS_ARCH_MAMBA2 && max_n >= SSD_MIN_LEN;
-    const size_t nb = batch_bytes(n_chunks, n_seg, T, cols ? n_cols : 0);
+    const int n_tok = F ? 0 : T, n_cl = cols ? n_cols : 0;
+    const size_t nb = batch_bytes(n_chunks, n_seg, n_tok, n_cl, (size_t)T * F);
     if (nb > g->batch_cap || n_seg > g->cap_seg) {
         ms_error("cuda backend: batch of %d chunks / %d tokens exceeds the context", n_chunks, T);
         return MS_ERR_ARG;
@@ -538,7 +586,8 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     int32_t *ip = (int32_t *)(h + sizeof(float *) * n_chunks);
     int32_t *cstart = ip, *clen = cstart + n_chunks, *cseg = clen + n_chunks;
     int32_t *schunk = cseg + n_chunks + 1, *sstart = schunk + n_seg, *sn = sstart + n_seg;
-    int32_t *sslot = sn + n_seg, *tok = sslot + n_seg, *cl = tok + T;
+    int32_t *sslot = sn + n_seg, *tok = sslot + n_seg, *cl = tok + n_tok;
+    float *feat = (float *)(h + batch_feat_off(n_chunks, n_seg, n_tok, n_cl)); /* [T][F] */
     int t = 0, s = 0, slot = 0, multi = 0;
     for (int i = 0; i < n_chunks; i++) {
         const int n = chunks[i].n_tokens, ns = (n + L - 1) / L;
@@ -553,7 +602,8 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
             sn[s] = (k + 1) * L <= n ? L : n - k * L;
             sslot[s] = ns > 1 ? slot++ : -1;
         }
-        memcpy(tok + t, chunks[i].tokens, sizeof(int32_t) * n);
+        if (F) memcpy(feat + (size_t)t * F, chunks[i].features, sizeof(float) * n * F);
+        else memcpy(tok + t, chunks[i].tokens, sizeof(int32_t) * n);
         t += n;
     }
     cseg[n_chunks] = s;
@@ -573,7 +623,8 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     bt->seg_start = DEV(sstart);
     bt->seg_n = DEV(sn);
     bt->seg_slot = DEV(sslot);
-    *tokens_dev = DEV(tok);
+    *tokens_dev = F ? NULL : DEV(tok);
+    *feat_dev = F ? DEV(feat) : NULL;
     *cols_dev = DEV(cl);
 #undef DEV
     bt->n_chunks = n_chunks;
@@ -713,13 +764,15 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
 }
 
-/* Enqueue one forward's device work: batch upload, layers, head. Outputs stay on the
- * device (g->logits [T][n_out], g->hidden). Everything enqueued here may be captured. */
+/* Enqueue one forward's device work: batch upload, input end (embedding gather, or the
+ * features' product with frontend.proj), layers, head. Outputs stay on the device
+ * (g->logits [T][n_out], g->hidden). Everything enqueued here may be captured. */
 static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_in, size_t nb,
-                           const int32_t *tokens_dev, const int32_t *cols_dev, int T, int use_ssd,
-                           int has_cols, int n_cols, int want_logits, int want_hidden)
+                           const int32_t *tokens_dev, const float *feat_dev,
+                           const int32_t *cols_dev, int T, int use_ssd, int has_cols, int n_cols,
+                           int want_logits, int want_hidden)
 {
-    const int D = c->d_model, V = c->n_vocab;
+    const int D = c->d_model;
     const ms_cu_batch bt = *bt_in;
     int rc;
     CU_TRY(cudaMemcpyAsync(g->batch_dev, g->batch_host, nb, cudaMemcpyHostToDevice, g->stream),
@@ -729,8 +782,17 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
         CU_TRY(ms_cu_ssd_ptrs(&a, g->dt, &bt, g->ssd_ptrs, g->stream), "ssd pointer kernel");
     }
 
-    CU_TRY(ms_cu_embed(g->resid, g->emb, tokens_dev, T, D, g->stream), "embedding kernel");
-    const float *pending_bias = NULL; /* the previous out_proj's bias, added by the next norm */
+    /* the bias of the previous product into resid (out_proj, or frontend.proj), added by the
+     * next norm */
+    const float *pending_bias = NULL;
+    if (feat_dev) { /* resid [T][D] = features [T][F] @ frontend.proj [D][F]^T, float32 */
+        if ((rc = gemm_typed(g, g->resid, CUDA_R_32F, D, feat_dev, g->d_input, g->feat_w,
+                             CUDA_R_32F, T, g->d_input, D, 0.f, "frontend.proj")))
+            return rc;
+        pending_bias = g->feat_b;
+    } else {
+        CU_TRY(ms_cu_embed(g->resid, g->emb, tokens_dev, T, D, g->stream), "embedding kernel");
+    }
     for (int l = 0; l < c->n_layer; l++) {
         const cu_layer *w = &g->layers[l];
         CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w, w->norm_b,
@@ -746,15 +808,25 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
            "final norm kernel");
     if (want_logits) {
         const void *head = g->head;
-        int n_out = V;
+        const float *head_b = g->head_b;
+        int n_out = g->n_out;
         if (has_cols) {
             CU_TRY(ms_cu_gather_rows(g->head_sel, g->head, g->dt, cols_dev, n_cols, D, g->stream),
                    "head row gather kernel");
+            if (head_b) {
+                CU_TRY(ms_cu_gather_rows(g->head_sel_b, head_b, MS_CU_F32, cols_dev, n_cols, 1,
+                                         g->stream),
+                       "head bias gather kernel");
+                head_b = g->head_sel_b;
+            }
             head = g->head_sel;
             n_out = n_cols;
         }
         if ((rc = gemm(g, g->logits, CUDA_R_32F, n_out, g->hs, D, head, T, D, n_out, 0.f, "head")))
             return rc;
+        if (head_b) /* classifier.bias */
+            CU_TRY(ms_cu_bias_add(g->logits, MS_CU_F32, n_out, head_b, T, n_out, g->stream),
+                   "head bias kernel");
     }
     return MS_OK;
 }
@@ -767,19 +839,20 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
 {
     const ms_config *c = &ctx->model->cfg;
     cu_ctx *g = ctx->impl;
-    const int D = c->d_model, V = c->n_vocab;
+    const int D = c->d_model;
     CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
     ms_cu_batch bt;
     int32_t *tokens_dev, *cols_dev;
+    float *feat_dev;
     int T, rc, use_ssd;
     size_t nb;
-    if ((rc = pack_batch(g, c, chunks, n_chunks, cols, n_cols, &bt, &tokens_dev, &cols_dev, &T,
-                         &use_ssd, &nb)))
+    if ((rc = pack_batch(g, c, chunks, n_chunks, cols, n_cols, &bt, &tokens_dev, &feat_dev,
+                         &cols_dev, &T, &use_ssd, &nb)))
         return rc;
-    const int has_cols = cols != NULL, n_out = cols ? n_cols : V;
+    const int has_cols = cols != NULL, n_out = cols ? n_cols : g->n_out;
     if (!g->use_graphs || T > GRAPH_MAX_TOKENS) {
-        rc = enqueue_forward(g, c, &bt, nb, tokens_dev, cols_dev, T, use_ssd, has_cols, n_cols,
-                             logits != NULL, hidden != NULL);
+        rc = enqueue_forward(g, c, &bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd, has_cols,
+                             n_cols, logits != NULL, hidden != NULL);
         if (rc) return rc;
     } else {
         /* everything a kernel argument or the batch layout depends on */
@@ -793,8 +866,8 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
             cudaGraph_t graph = NULL;
             CU_TRY(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal),
                    "cudaStreamBeginCapture");
-            rc = enqueue_forward(g, c, &bt, nb, tokens_dev, cols_dev, T, use_ssd, has_cols,
-                                 n_cols, logits != NULL, hidden != NULL);
+            rc = enqueue_forward(g, c, &bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd,
+                                 has_cols, n_cols, logits != NULL, hidden != NULL);
             cudaError_t e = cudaStreamEndCapture(g->stream, &graph);
             if (rc || e != cudaSuccess) {
                 if (graph) cudaGraphDestroy(graph);
@@ -836,6 +909,8 @@ static const ms_backend_ops cuda_ops = {
     .state_set = cu_state_set,
     .forward = cu_forward,
     .peak_device_bytes = cu_peak_device_bytes,
+    .supports_features = 1,
+    .supports_classifier = 1,
 };
 
 const ms_backend_ops *ms_cuda_backend(void) { return &cuda_ops; }
