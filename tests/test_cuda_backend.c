@@ -20,6 +20,10 @@
  *    clip, and unequal clips batched equal each clip alone; the shipped
  *    models/kws-mamba2-small reproduces its export-time logits (reference.safetensors) in
  *    fp32 within test_models.c's tolerance, bf16 within the bound;
+ *  - Mamba-1 decode (one token per stream per call, the fused step of decode_m1.cu, graphs
+ *    on and off, and the general path): 6 unequal streams over 400 steps, d_state 16 and 64,
+ *    odd d_inner, K 2/3/4; every step's logits within 1e-5 relative of the CPU decoding
+ *    the same way and of each stream run whole on the GPU; final states likewise;
  *  - a bad device index is refused with MS_ERR_BACKEND and one clear line. */
 #include <math.h>
 #include <stdio.h>
@@ -804,6 +808,150 @@ static void test_shipped_kws(void **st)
     ms_model_free(m);
 }
 
+/* ------------------------------------------------------------------ fused decode */
+
+/* Streams of lengths lens[] decoded one token per stream per call (all live streams in one
+ * call); logits into lg [B][maxlen][V], final states into states [B][ns]. */
+static void decode_streams(ms_ctx *ctx, const int32_t *ids, const int *lens, int B, int maxlen,
+                           int V, float *lg, float *states)
+{
+    ms_stream **s = calloc(B, sizeof *s);
+    ms_chunk *c = calloc(B, sizeof *c);
+    int *from = calloc(B, sizeof *from);
+    float *olg = malloc(sizeof(float) * B * V);
+    for (int b = 0; b < B; b++) assert_int_equal(ms_stream_new(ctx, &s[b]), MS_OK);
+    for (int t = 0; t < maxlen; t++) {
+        int n = 0;
+        for (int b = 0; b < B; b++)
+            if (t < lens[b]) {
+                c[n] = (ms_chunk){s[b], ids + (size_t)b * maxlen + t, 1};
+                from[n++] = b;
+            }
+        if (!n) break;
+        assert_int_equal(ms_forward(ctx, c, n, olg, NULL), MS_OK);
+        for (int k = 0; k < n; k++)
+            memcpy(lg + ((size_t)from[k] * maxlen + t) * V, olg + (size_t)k * V, sizeof(float) * V);
+    }
+    size_t ns = ms_stream_state_size(ctx);
+    for (int b = 0; b < B; b++) {
+        assert_int_equal(ms_stream_state_get(s[b], states + (size_t)b * ns), MS_OK);
+        ms_stream_free(s[b]);
+    }
+    free(s); free(c); free(from); free(olg);
+}
+
+/* The same streams each in one call (the long-chunk path). */
+static void whole_streams(ms_ctx *ctx, const int32_t *ids, const int *lens, int B, int maxlen,
+                          int V, float *lg)
+{
+    for (int b = 0; b < B; b++) {
+        ms_stream *s;
+        assert_int_equal(ms_stream_new(ctx, &s), MS_OK);
+        ms_chunk c = {s, ids + (size_t)b * maxlen, lens[b]};
+        assert_int_equal(ms_forward(ctx, &c, 1, lg + (size_t)b * maxlen * V, NULL), MS_OK);
+        ms_stream_free(s);
+    }
+}
+
+/* Worst over steps t of the relative error of step t's logits (all streams live at t). */
+static double worst_step_err(const float *a, const float *ref, const int *lens, int B,
+                             int maxlen, int V)
+{
+    double worst = 0;
+    for (int t = 0; t < maxlen; t++) {
+        double num = 0, den = 0;
+        for (int b = 0; b < B; b++) {
+            if (t >= lens[b]) continue;
+            for (int v = 0; v < V; v++) {
+                size_t k = ((size_t)b * maxlen + t) * V + v;
+                double d = (double)a[k] - ref[k];
+                num += d * d;
+                den += (double)ref[k] * ref[k];
+            }
+        }
+        if (den == 0) continue;
+        double e = isnan(num) ? INFINITY : sqrt(num / den);
+        if (!(e <= worst)) worst = e;
+    }
+    return worst;
+}
+
+/* Mamba-1 decode (chunks of one token: the fused step of decode_m1.cu, graphs on and off,
+ * and the general path with MS_CUDA_FUSED_DECODE=0) against the CPU backend decoding the
+ * same way, step by step, and against each stream run whole on the GPU (long-chunk path). */
+static void test_fused_decode(void **st)
+{
+    (void)st;
+    static const shape dshapes[] = {
+        /* mamba2 d_model layers vocab N K  d_inner R  H  P  G  bias tie */
+        {0, 64, 2, 16, 16, 4, 128, 4, 0, 0, 0, 0, 1},
+        {0, 37, 3, 11, 64, 3, 75, 3, 0, 0, 0, 1, 0},  /* d_state 64, odd widths, biases */
+        {0, 40, 2, 16, 16, 4, 81, 3, 0, 0, 0, 0, 0},  /* d_state 16, odd d_inner */
+        {0, 48, 2, 16, 16, 2, 96, 6, 0, 0, 0, 1, 1},  /* K 2 */
+    };
+    enum { DB = 6, DLMAX = 400 };
+    /* MS_TEST_DECODE_STEPS shortens the run (under compute-sanitizer) */
+    const char *env = getenv("MS_TEST_DECODE_STEPS");
+    const int DL = env && atoi(env) > 1 && atoi(env) < DLMAX ? atoi(env) : DLMAX;
+    int lens[DB] = {DLMAX, 257, 1, 129, 64, 399};
+    for (int b = 0; b < DB; b++) if (lens[b] > DL) lens[b] = DL;
+    double worst_cpu = 0, worst_long = 0, worst_state = 0;
+    for (int si = 0; si < (int)(sizeof dshapes / sizeof dshapes[0]); si++) {
+        const shape *sh = &dshapes[si];
+        char nm[32], desc[96];
+        snprintf(nm, sizeof nm, "dec%d", si);
+        shape_name(sh, desc, sizeof desc);
+        ms_model *m;
+        assert_int_equal(ms_model_load(make_model(sh, nm), NULL, &m), MS_OK);
+        const int V = ms_model_info_get(m)->n_vocab;
+        int32_t *ids = malloc(sizeof(int32_t) * DB * DL);
+        for (int i = 0; i < DB * DL; i++) ids[i] = (int32_t)((frand() + 1.f) * 0.5f * V) % V;
+        const size_t nl = (size_t)DB * DL * V;
+        float *lc = calloc(nl, 4), *lg = calloc(nl, 4), *ll = calloc(nl, 4);
+
+        ms_ctx_params cp = ms_ctx_default_params();
+        cp.max_tokens = DL;
+        cp.max_streams = DB;
+        ms_ctx *cpu;
+        assert_int_equal(ms_ctx_new(m, &cp, &cpu), MS_OK);
+        const size_t ns = ms_stream_state_size(cpu);
+        float *sc = malloc(sizeof(float) * ns * DB), *sg = malloc(sizeof(float) * ns * DB);
+        decode_streams(cpu, ids, lens, DB, DL, V, lc, sc);
+        ms_ctx_free(cpu);
+
+        ms_ctx *gpu = gpu_ctx(m, DL, DB, MS_PREC_FP32);
+        poison(ll, nl);
+        whole_streams(gpu, ids, lens, DB, DL, V, ll);
+        ms_ctx_free(gpu);
+
+        const char *modes[][2] = {{"1", "1"}, {"1", "0"}, {"0", "1"}}; /* fused, graphs */
+        for (int k = 0; k < 3; k++) {
+            setenv("MS_CUDA_FUSED_DECODE", modes[k][0], 1);
+            setenv("MS_CUDA_GRAPHS", modes[k][1], 1);
+            gpu = gpu_ctx(m, DL, DB, MS_PREC_FP32);
+            poison(lg, nl);
+            decode_streams(gpu, ids, lens, DB, DL, V, lg, sg);
+            ms_ctx_free(gpu);
+            const double ec = worst_step_err(lg, lc, lens, DB, DL, V);
+            const double el = worst_step_err(lg, ll, lens, DB, DL, V);
+            const double es = tu_rel_err(sg, sc, ns * DB);
+            print_message("  %-30s fused %s graphs %s: worst step vs cpu %.2e, vs long chunk "
+                          "%.2e, states %.2e\n",
+                          desc, modes[k][0], modes[k][1], ec, el, es);
+            if (ec > worst_cpu) worst_cpu = ec;
+            if (el > worst_long) worst_long = el;
+            if (es > worst_state) worst_state = es;
+            assert_true(ec <= 1e-5 && el <= 1e-5 && es <= 1e-5);
+        }
+        unsetenv("MS_CUDA_FUSED_DECODE");
+        unsetenv("MS_CUDA_GRAPHS");
+        free(ids); free(lc); free(lg); free(ll); free(sc); free(sg);
+        ms_model_free(m);
+    }
+    print_message("  fused decode worst: vs cpu %.2e, vs long chunk %.2e, states %.2e\n",
+                  worst_cpu, worst_long, worst_state);
+}
+
 static void test_bad_device(void **st)
 {
     fixture f;
@@ -839,6 +987,7 @@ int main(void)
     if (getenv("MS_TEST_FILTER")) cmocka_set_test_filter(getenv("MS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_device),
+        cmocka_unit_test(test_fused_decode),
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_random_vs_cpu),
         cmocka_unit_test(test_gpu_invariants),

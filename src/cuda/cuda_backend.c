@@ -102,6 +102,7 @@ typedef struct {
     cudaGraphExec_t graph;
     int graph_key[10];
     int use_graphs;
+    int fused_decode;                /* Mamba-1 one-token chunks through decode_m1.cu */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -387,6 +388,9 @@ static int cu_init(ms_ctx *ctx)
 
     const char *genv = getenv("MS_CUDA_GRAPHS"); /* 0: no graphs (debugging, comparison) */
     g->use_graphs = !(genv && !strcmp(genv, "0"));
+    /* 0: one-token chunks take the general path (comparison, debugging) */
+    const char *fenv = getenv("MS_CUDA_FUSED_DECODE");
+    g->fused_decode = !(fenv && !strcmp(fenv, "0"));
     g->cap_tokens = p->max_tokens;
     g->cap_streams = p->max_streams;
     g->seg_len = seg_len_for(c);
@@ -651,6 +655,17 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
         return rc;
     if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
                              "in_proj bias kernel");
+    if (g->fused_decode && T == bt->n_chunks && !c->falcon && E <= 12288) {
+        /* every chunk is one token: the fused step (decode_m1.cu) */
+        ms_cu_decode_m1_args da = {
+            .y = g->y, .xc = g->xc, .xdbl = g->xdbl, .xz = g->proj, .ldp = ldp,
+            .conv_w = w->conv_w, .conv_b = w->conv_b, .x_proj_w = w->x_proj_w,
+            .dt_proj_w = w->dt_proj_w, .dt_bias = w->dt_bias, .A = w->A, .D = w->D,
+            .E = E, .N = N, .R = R, .K = K, .conv_off = conv_off, .ssm_off = ssm_off,
+        };
+        CU_TRY(ms_cu_decode_m1(&da, g->dt, bt, g->stream), "fused decode kernels");
+        return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+    }
     CU_TRY(ms_cu_conv1d_silu(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w, w->conv_b, E,
                              K, g->stream),
            "conv1d kernel");

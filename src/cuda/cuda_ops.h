@@ -85,6 +85,22 @@ typedef struct {
 cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
                                  cudaStream_t stream);
 
+/* Mamba-1 mixer step for a batch of one-token chunks (decode_m1.cu): conv + SiLU, x_proj,
+ * dt_proj + softplus, the scan's state update, D skip and SiLU(z) gate in two kernels,
+ * conv and SSM state updated in place. xz: in_proj output [T][ldp] (x | z); writes xc
+ * [T][E], xdbl [T][R + 2N] and y [T][E] (act). Needs E <= 12288, K <= 8. */
+typedef struct {
+    void *y, *xc, *xdbl;
+    const void *xz; int ldp;
+    const float *conv_w, *conv_b;          /* [E][K], [E] (may be NULL) */
+    const void *x_proj_w, *dt_proj_w;      /* [R + 2N][E], [E][R] act */
+    const float *dt_bias, *A, *D;          /* [E] (may be NULL), [E][N] = -exp(A_log), [E] */
+    int E, N, R, K;
+    size_t conv_off, ssm_off;              /* layer offsets (floats) in a state block */
+} ms_cu_decode_m1_args;
+cudaError_t ms_cu_decode_m1(const ms_cu_decode_m1_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
+                            cudaStream_t stream);
+
 /* Mamba-2's scan in the SSD chunked form (ssd_scan.cu): segments of the batch are the SSD
  * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg):
  *   dt, cum float [Q][H][L];  cb float [Q][G][L][L];  m act [Q][H][L][L];
