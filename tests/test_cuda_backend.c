@@ -20,9 +20,9 @@
  *    clip, and unequal clips batched equal each clip alone; the shipped
  *    models/kws-mamba2-small reproduces its export-time logits (reference.safetensors) in
  *    fp32 within test_models.c's tolerance, bf16 within the bound;
- *  - Mamba-1 decode (one token per stream per call, the fused step of decode_m1.cu, graphs
- *    on and off, and the general path): 6 unequal streams over 400 steps, d_state 16 and 64,
- *    odd d_inner, K 2/3/4; every step's logits within 1e-5 relative of the CPU decoding
+ *  - decode (one token per stream per call, the fused step of decode_m1.cu, graphs on and
+ *    off, and the general path): 6 unequal streams over 400 steps; Mamba-1 d_state 16 and
+ *    64, odd d_inner, K 2/3/4; Mamba-2 (fused conv step) d_state 64/128, n_groups 1/3; every step's logits within 1e-5 relative of the CPU decoding
  *    the same way and of each stream run whole on the GPU; final states likewise;
  *  - a bad device index is refused with MS_ERR_BACKEND and one clear line. */
 #include <math.h>
@@ -876,7 +876,7 @@ static double worst_step_err(const float *a, const float *ref, const int *lens, 
     return worst;
 }
 
-/* Mamba-1 decode (chunks of one token: the fused step of decode_m1.cu, graphs on and off,
+/* Decode (chunks of one token: the fused step of decode_m1.cu, graphs on and off,
  * and the general path with MS_CUDA_FUSED_DECODE=0) against the CPU backend decoding the
  * same way, step by step, and against each stream run whole on the GPU (long-chunk path). */
 static void test_fused_decode(void **st)
@@ -888,6 +888,8 @@ static void test_fused_decode(void **st)
         {0, 37, 3, 11, 64, 3, 75, 3, 0, 0, 0, 1, 0},  /* d_state 64, odd widths, biases */
         {0, 40, 2, 16, 16, 4, 81, 3, 0, 0, 0, 0, 0},  /* d_state 16, odd d_inner */
         {0, 48, 2, 16, 16, 2, 96, 6, 0, 0, 0, 1, 1},  /* K 2 */
+        {1, 64, 2, 16, 64, 4, 0, 0, 8, 16, 1, 0, 0},  /* Mamba-2: the fused conv step only */
+        {1, 36, 2, 13, 128, 3, 0, 0, 6, 12, 3, 1, 0},
     };
     enum { DB = 6, DLMAX = 400 };
     /* MS_TEST_DECODE_STEPS shortens the run (under compute-sanitizer) */

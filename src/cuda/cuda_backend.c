@@ -102,7 +102,7 @@ typedef struct {
     cudaGraphExec_t graph;
     int graph_key[10];
     int use_graphs;
-    int fused_decode;                /* Mamba-1 one-token chunks through decode_m1.cu */
+    int fused_decode;                /* one-token chunks through decode_m1.cu */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -655,15 +655,20 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
         return rc;
     if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
                              "in_proj bias kernel");
-    if (g->fused_decode && T == bt->n_chunks && !c->falcon && E <= 12288) {
-        /* every chunk is one token: the fused step (decode_m1.cu) */
+    if (g->fused_decode && T == bt->n_chunks && !c->falcon) {
+        /* every chunk is one token (decode): conv + state shift in one kernel, x_proj, then
+         * dt_proj + scan + gate in one kernel (decode_m1.cu) */
+        CU_TRY(ms_cu_decode_conv(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w,
+                                 w->conv_b, E, K, g->stream),
+               "decode conv kernel");
+        if ((rc = gemm(g, g->xdbl, g->cdt, ldx, g->xc, E, w->x_proj_w, T, E, ldx, 0.f, "x_proj")))
+            return rc;
         ms_cu_decode_m1_args da = {
             .y = g->y, .xc = g->xc, .xdbl = g->xdbl, .xz = g->proj, .ldp = ldp,
-            .conv_w = w->conv_w, .conv_b = w->conv_b, .x_proj_w = w->x_proj_w,
             .dt_proj_w = w->dt_proj_w, .dt_bias = w->dt_bias, .A = w->A, .D = w->D,
-            .E = E, .N = N, .R = R, .K = K, .conv_off = conv_off, .ssm_off = ssm_off,
+            .E = E, .N = N, .R = R, .ssm_off = ssm_off,
         };
-        CU_TRY(ms_cu_decode_m1(&da, g->dt, bt, g->stream), "fused decode kernels");
+        CU_TRY(ms_cu_decode_m1_scan(&da, g->dt, bt, g->stream), "decode scan kernel");
         return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
     }
     CU_TRY(ms_cu_conv1d_silu(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w, w->conv_b, E,
@@ -758,9 +763,14 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
         return rc;
     if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
                              "in_proj bias kernel");
-    CU_TRY(ms_cu_conv1d_silu(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off, w->conv_w,
-                             w->conv_b, cd, c->d_conv, g->stream),
-           "conv1d kernel");
+    if (g->fused_decode && T == bt->n_chunks) /* one token per chunk: conv + shift fused */
+        CU_TRY(ms_cu_decode_conv(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off, w->conv_w,
+                                 w->conv_b, cd, c->d_conv, g->stream),
+               "decode conv kernel");
+    else
+        CU_TRY(ms_cu_conv1d_silu(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off,
+                                 w->conv_w, w->conv_b, cd, c->d_conv, g->stream),
+               "conv1d kernel");
     if (use_ssd) {
         if ((rc = ssd_scan(g, c, l, bt))) return rc;
     } else { /* short chunks (decode): the recurrent form */

@@ -85,21 +85,24 @@ typedef struct {
 cudaError_t ms_cu_selective_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
                                  cudaStream_t stream);
 
-/* Mamba-1 mixer step for a batch of one-token chunks (decode_m1.cu): conv + SiLU, x_proj,
- * dt_proj + softplus, the scan's state update, D skip and SiLU(z) gate in two kernels,
- * conv and SSM state updated in place. xz: in_proj output [T][ldp] (x | z); writes xc
- * [T][E], xdbl [T][R + 2N] and y [T][E] (act). Needs E <= 12288, K <= 8. */
+/* Chunks of one token (decode_m1.cu). Conv + SiLU + conv-state shift in one kernel (any
+ * arch; arguments as ms_cu_conv1d_silu, every chunk one token). */
+cudaError_t ms_cu_decode_conv(void *out, int ldo, const void *x, int ldx, ms_cu_dtype dt,
+                              const ms_cu_batch *bt, size_t state_off, const float *w,
+                              const float *b, int C, int K, cudaStream_t stream);
+/* Mamba-1: dt_proj + softplus + scan state update + D skip + SiLU(z) gate, SSM state updated
+ * in place. Reads xz (in_proj output [T][ldp], z at column E), xc [T][E] (conv output),
+ * xdbl [T][R + 2N] (x_proj output); writes y [T][E] (act). N <= 256. */
 typedef struct {
-    void *y, *xc, *xdbl;
-    const void *xz; int ldp;
-    const float *conv_w, *conv_b;          /* [E][K], [E] (may be NULL) */
-    const void *x_proj_w, *dt_proj_w;      /* [R + 2N][E], [E][R] act */
+    void *y;
+    const void *xc, *xdbl, *xz; int ldp;
+    const void *dt_proj_w;                 /* [E][R] act */
     const float *dt_bias, *A, *D;          /* [E] (may be NULL), [E][N] = -exp(A_log), [E] */
-    int E, N, R, K;
-    size_t conv_off, ssm_off;              /* layer offsets (floats) in a state block */
+    int E, N, R;
+    size_t ssm_off;                        /* layer offset (floats) in a state block */
 } ms_cu_decode_m1_args;
-cudaError_t ms_cu_decode_m1(const ms_cu_decode_m1_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
-                            cudaStream_t stream);
+cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu_dtype dt,
+                                 const ms_cu_batch *bt, cudaStream_t stream);
 
 /* Mamba-2's scan in the SSD chunked form (ssd_scan.cu): segments of the batch are the SSD
  * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg):
