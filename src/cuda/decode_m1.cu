@@ -18,7 +18,9 @@
 //   Grid (ceil(E * LPC / 128), n_chunks), 128 threads: LPC lanes per channel (16 for N <= 16,
 //   else 32), lane l holding states n = l + j LPC, so a warp's state loads and stores are
 //   contiguous (coalesced) and the dt_proj dot is split over the lanes; y's sum over n and
-//   the dot are shuffle reductions within the LPC lanes.
+//   the dot are shuffle reductions within the LPC lanes. Where N % 4 == 0 and the rows are
+//   16-byte aligned (the usual case), decode_m1_scan4_kernel instead: 4 states per float4,
+//   N / 4 lanes per channel (4 for N = 16), loads issued before the barrier.
 // Same arithmetic as conv1d_silu.cu + selective_scan.cu's scan for one token (up to the
 // order of the dt_proj sum), so the result equals the chunk path within float32 rounding.
 #include "cuda_dtype.cuh"
@@ -99,6 +101,81 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     }
 }
 
+/* The same with 4 states per float4: LPC lanes per channel, lane l holding the float4s
+ * l + v LPC (v < NV) of the channel's state and A rows (needs N % 4 == 0 and 16-byte
+ * aligned rows). The state, A, x and z loads are issued before the shared-memory barrier,
+ * so their latency overlaps the xdbl staging. */
+template <typename T, int LPC, int NV>
+__global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
+    T *y, const T *xc, const T *xdbl, const T *xz, int ldp, ms_cu_batch bt, size_t ssm_off,
+    const T *Wdt, const float *dt_bias, const float *A, const float *Dv, int E, int N, int R)
+{
+    extern __shared__ float sr[]; /* [R + 2N]: dt_in | B | C */
+    const int i = blockIdx.y, t = bt.chunk_start[i], NR = R + 2 * N, N4 = N / 4;
+    const int gid = blockIdx.x * blockDim.x + threadIdx.x;
+    const int c = gid / LPC, lane = gid % LPC;
+    const bool live = c < E;
+    float4 h[NV], a4[NV];
+    float xv = 0.f, zv = 0.f;
+    float4 *hp = reinterpret_cast<float4 *>(bt.state[i] + ssm_off + (size_t)(live ? c : 0) * N);
+    const float4 *ap = reinterpret_cast<const float4 *>(A + (size_t)(live ? c : 0) * N);
+    if (live) {
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const int n4 = lane + v * LPC;
+            if (n4 < N4) {
+                h[v] = hp[n4];
+                a4[v] = ap[n4];
+            }
+        }
+        xv = ms_ld(xc + (size_t)t * E + c);
+        zv = ms_ld(xz + (size_t)t * ldp + E + c);
+    }
+    for (int k = threadIdx.x; k < NR; k += blockDim.x) sr[k] = ms_ld(xdbl + (size_t)t * NR + k);
+    __syncthreads();
+    if (!live) return; /* whole LPC-lane groups exit together */
+    const unsigned gmask = LPC == 32 ? 0xffffffffu
+                                     : ((1u << LPC) - 1u) << ((threadIdx.x & 31) & ~(LPC - 1));
+    float d = 0.f;
+    for (int r = lane; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
+#pragma unroll
+    for (int o = LPC / 2; o > 0; o >>= 1) d += __shfl_xor_sync(gmask, d, o, LPC);
+    {
+        T dv;
+        ms_st(&dv, d);
+        d = ms_ld(&dv);
+    }
+    if (dt_bias) d += dt_bias[c];
+    d = ms_softplus_f(d);
+    const float *Bs = sr + R, *Cs = sr + R + N;
+    const float L2E = 1.4426950408889634f;
+    float acc = 0.f;
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        const int n4 = lane + v * LPC;
+        if (n4 < N4) {
+            const int n = 4 * n4;
+            float4 q = h[v];
+            q.x = exp2f(d * (a4[v].x * L2E)) * q.x + d * Bs[n] * xv;
+            q.y = exp2f(d * (a4[v].y * L2E)) * q.y + d * Bs[n + 1] * xv;
+            q.z = exp2f(d * (a4[v].z * L2E)) * q.z + d * Bs[n + 2] * xv;
+            q.w = exp2f(d * (a4[v].w * L2E)) * q.w + d * Bs[n + 3] * xv;
+            hp[n4] = q;
+            acc += q.x * Cs[n];
+            acc += q.y * Cs[n + 1];
+            acc += q.z * Cs[n + 2];
+            acc += q.w * Cs[n + 3];
+        }
+    }
+#pragma unroll
+    for (int o = LPC / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(gmask, acc, o, LPC);
+    if (lane == 0) {
+        float yv = acc + Dv[c] * xv;
+        yv *= ms_silu_f(zv);
+        ms_st(y + (size_t)t * E + c, yv);
+    }
+}
+
 extern "C" cudaError_t ms_cu_decode_conv(void *xc, int ldo, const void *x, int ldx,
                                          ms_cu_dtype dt, const ms_cu_batch *bt, size_t conv_off,
                                          const float *w, const float *b, int C, int K,
@@ -110,6 +187,15 @@ extern "C" cudaError_t ms_cu_decode_conv(void *xc, int ldo, const void *x, int l
     MS_DISPATCH(dt, X, decode_conv_kernel<X><<<grid, 128, 0, stream>>>(
         (X *)xc, ldo, (const X *)x, ldx, *bt, conv_off, w, b, C, K));
     return cudaGetLastError();
+}
+
+template <typename X, int LPC, int NV>
+static void launch_scan4(const ms_cu_decode_m1_args *a, const ms_cu_batch *bt, cudaStream_t stream)
+{
+    dim3 grid((unsigned)(((size_t)a->E * LPC + 127) / 128), bt->n_chunks);
+    decode_m1_scan4_kernel<X, LPC, NV><<<grid, 128, sizeof(float) * (a->R + 2 * a->N), stream>>>(
+        (X *)a->y, (const X *)a->xc, (const X *)a->xdbl, (const X *)a->xz, a->ldp, *bt, a->ssm_off,
+        (const X *)a->dt_proj_w, a->dt_bias, a->A, a->D, a->E, a->N, a->R);
 }
 
 template <typename X, int LPC, int NPER>
@@ -128,6 +214,18 @@ extern "C" cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu
     if (N < 1 || N > 256 || a->R < 1 || sizeof(float) * (a->R + 2 * N) > 48 * 1024)
         return cudaErrorInvalidValue;
     if (bt->n_chunks <= 0) return cudaSuccess;
+    /* float4 path: rows of N floats 16-byte aligned (state blocks and A are cudaMalloc'd) */
+    const bool vec = N % 4 == 0 && a->ssm_off % 4 == 0;
+    if (vec) {
+        MS_DISPATCH(dt, X, {
+            if (N <= 16) launch_scan4<X, 4, 1>(a, bt, stream);
+            else if (N <= 32) launch_scan4<X, 8, 1>(a, bt, stream);
+            else if (N <= 64) launch_scan4<X, 16, 1>(a, bt, stream);
+            else if (N <= 128) launch_scan4<X, 32, 1>(a, bt, stream);
+            else launch_scan4<X, 32, 2>(a, bt, stream);
+        });
+        return cudaGetLastError();
+    }
     MS_DISPATCH(dt, X, {
         if (N <= 16) launch_scan<X, 16, 1>(a, bt, stream);
         else if (N <= 32) launch_scan<X, 32, 1>(a, bt, stream);
