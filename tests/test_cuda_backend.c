@@ -912,7 +912,7 @@ static void test_fused_decode(void **st)
         float *lc = calloc(nl, 4), *lg = calloc(nl, 4), *ll = calloc(nl, 4);
 
         ms_ctx_params cp = ms_ctx_default_params();
-        cp.max_tokens = DL;
+        cp.max_tokens = DL > DB ? DL : DB; /* a step takes DB tokens, a whole stream DL */
         cp.max_streams = DB;
         ms_ctx *cpu;
         assert_int_equal(ms_ctx_new(m, &cp, &cpu), MS_OK);
@@ -921,7 +921,7 @@ static void test_fused_decode(void **st)
         decode_streams(cpu, ids, lens, DB, DL, V, lc, sc);
         ms_ctx_free(cpu);
 
-        ms_ctx *gpu = gpu_ctx(m, DL, DB, MS_PREC_FP32);
+        ms_ctx *gpu = gpu_ctx(m, cp.max_tokens, DB, MS_PREC_FP32);
         poison(ll, nl);
         whole_streams(gpu, ids, lens, DB, DL, V, ll);
         ms_ctx_free(gpu);
@@ -930,7 +930,7 @@ static void test_fused_decode(void **st)
         for (int k = 0; k < 3; k++) {
             setenv("MS_CUDA_FUSED_DECODE", modes[k][0], 1);
             setenv("MS_CUDA_GRAPHS", modes[k][1], 1);
-            gpu = gpu_ctx(m, DL, DB, MS_PREC_FP32);
+            gpu = gpu_ctx(m, cp.max_tokens, DB, MS_PREC_FP32);
             poison(lg, nl);
             decode_streams(gpu, ids, lens, DB, DL, V, lg, sg);
             ms_ctx_free(gpu);
