@@ -183,13 +183,33 @@ static size_t weights_bytes(const cu_ctx *g, const ms_config *c, size_t esz)
 
 /* ------------------------------------------------------------------ init */
 
+/* Every copy goes through g->stream and waits for it. g->stream is a non-blocking stream,
+ * which does not order itself after the legacy default stream; and a plain cudaMemcpy from
+ * pageable memory may return before its DMA has landed. Together they let a conversion
+ * kernel read a staging buffer while the next weight was still being copied into it
+ * (bf16/fp16 weights came out different from run to run: found on the H200, 2026-11-29). */
+static cudaError_t copy_sync(cu_ctx *g, void *dst, const void *src, size_t bytes,
+                             enum cudaMemcpyKind kind)
+{
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, g->stream);
+    return e != cudaSuccess ? e : cudaStreamSynchronize(g->stream);
+}
+
+/* cudaMemset likewise: on the legacy stream it is asynchronous and unordered with g->stream
+ * (a reset state could still be zeroing when the next forward read it). */
+static cudaError_t zero_sync(cu_ctx *g, void *dst, size_t bytes)
+{
+    cudaError_t e = cudaMemsetAsync(dst, 0, bytes, g->stream);
+    return e != cudaSuccess ? e : cudaStreamSynchronize(g->stream);
+}
+
 static int upload_f32(cu_ctx *g, float **dst, const float *src, size_t n)
 {
     *dst = NULL;
     if (!src) return MS_OK;
     int rc = dev_alloc(g, (void **)dst, n * sizeof(float));
     if (rc != MS_OK) return rc;
-    CU_TRY(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
+    CU_TRY(copy_sync(g, *dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
     return MS_OK;
 }
 
@@ -201,10 +221,10 @@ static int upload_act(cu_ctx *g, void **dst, const float *src, size_t n, float *
     int rc = dev_alloc(g, dst, n * g->esz);
     if (rc != MS_OK) return rc;
     if (g->dt == MS_CU_F32) {
-        CU_TRY(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
+        CU_TRY(copy_sync(g, *dst, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
         return MS_OK;
     }
-    CU_TRY(cudaMemcpy(tmp, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
+    CU_TRY(copy_sync(g, tmp, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload");
     CU_TRY(ms_cu_convert(*dst, g->dt, tmp, n, g->stream), "weight conversion kernel");
     CU_TRY(cudaStreamSynchronize(g->stream), "weight conversion");
     return MS_OK;
@@ -326,7 +346,7 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
         if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
         /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
-        if (b[i].n) CU_TRY(cudaMemset(*b[i].p, 0, b[i].n), "cudaMemset (scratch)");
+        if (b[i].n) CU_TRY(zero_sync(g, *b[i].p, b[i].n), "cudaMemset (scratch)");
     }
     (void)S;
     return MS_OK;
@@ -492,7 +512,7 @@ static int cu_state_alloc(ms_ctx *ctx, ms_stream *s)
         return MS_ERR_NOMEM;
     }
     s->state = p;
-    CU_TRY(cudaMemset(p, 0, state_bytes(ctx)), "cudaMemset (state)");
+    CU_TRY(zero_sync(g, p, state_bytes(ctx)), "cudaMemset (state)");
     g->n_states++;
     const size_t held = g->weight_bytes + g->scratch_bytes + g->n_states * state_bytes(ctx);
     if (held > g->peak_bytes) g->peak_bytes = held;
@@ -518,7 +538,7 @@ static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
 {
     cu_ctx *g = ctx->impl;
     cudaSetDevice(g->device);
-    if (cudaMemset(s->state, 0, state_bytes(ctx)) != cudaSuccess)
+    if (zero_sync(g, s->state, state_bytes(ctx)) != cudaSuccess)
         ms_error("cuda backend: cudaMemset (state reset) failed: %s",
                  cudaGetErrorString(cudaGetLastError()));
 }
@@ -527,7 +547,7 @@ static int cu_state_get(ms_ctx *ctx, const ms_stream *s, float *dst)
 {
     cu_ctx *g = ctx->impl;
     CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
-    CU_TRY(cudaMemcpy(dst, s->state, state_bytes(ctx), cudaMemcpyDeviceToHost), "state_get copy");
+    CU_TRY(copy_sync(g, dst, s->state, state_bytes(ctx), cudaMemcpyDeviceToHost), "state_get copy");
     return MS_OK;
 }
 
@@ -535,7 +555,7 @@ static int cu_state_set(ms_ctx *ctx, ms_stream *s, const float *src)
 {
     cu_ctx *g = ctx->impl;
     CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
-    CU_TRY(cudaMemcpy(s->state, src, state_bytes(ctx), cudaMemcpyHostToDevice), "state_set copy");
+    CU_TRY(copy_sync(g, s->state, src, state_bytes(ctx), cudaMemcpyHostToDevice), "state_set copy");
     return MS_OK;
 }
 
