@@ -21,6 +21,40 @@ import torch
 NO_DECAY = ("A_log", "D", "dt_bias", "bias", "norm")
 
 
+def add_args(ap, *, d_model, layers, d_state, head_dim, batch, steps, lr, warmup, weight_decay):
+    """The options every recipe has (model shape, optimiser, schedule, run control), with
+    the recipe's defaults."""
+    ap.add_argument("--d-model", type=int, default=d_model)
+    ap.add_argument("--layers", type=int, default=layers)
+    ap.add_argument("--d-state", type=int, default=d_state)
+    ap.add_argument("--head-dim", type=int, default=head_dim)
+    ap.add_argument("--batch", type=int, default=batch, help="samples per micro-batch")
+    ap.add_argument("--accum", type=int, default=1, help="micro-batches per optimiser step")
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--warmup", type=int, default=warmup)
+    ap.add_argument("--weight-decay", type=float, default=weight_decay)
+    ap.add_argument("--clip-norm", type=float, default=1.0, help="gradient clipping")
+    ap.add_argument("--time-limit", type=float, default=float("inf"),
+                    help="seconds of training, then a checkpoint and the export")
+    ap.add_argument("--grad-checkpointing", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="go on from OUT/ckpt.pt")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def base_config(a, n_params, min_lr_ratio, eval_every, log_every, ckpt_every):
+    """train()'s configuration from add_args' options (plus what the log should record)."""
+    return dict(lr=a.lr, warmup=a.warmup, steps=a.steps, min_lr_ratio=min_lr_ratio,
+                accum=a.accum, weight_decay=a.weight_decay, clip=a.clip_norm,
+                eval_every=eval_every, log_every=log_every, ckpt_every=ckpt_every,
+                resume=a.resume, time_limit_s=a.time_limit,
+                grad_checkpointing=a.grad_checkpointing, seed=a.seed, batch=a.batch,
+                d_model=a.d_model, layers=a.layers, d_state=a.d_state, head_dim=a.head_dim,
+                device=a.device, params=n_params,
+                gpu=torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu")
+
+
 def seed_all(seed):
     random.seed(seed)
     np.random.seed(seed)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from export import check_with_transformers, export, file_sizes  # noqa: E402
 from mamba2 import Mamba2Config, Mamba2LM  # noqa: E402
-from trainer import seed_all, train  # noqa: E402
+from trainer import add_args, base_config, seed_all, train  # noqa: E402
 
 TOKEN_OFFSET = 7          # code c (A0 C1 G2 T3 N4) -> token c + 7
 ALPHABET = {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
@@ -51,23 +51,9 @@ def main():
     ap.add_argument("--data", default="data/dna")
     ap.add_argument("--out", default="runs/dna")
     ap.add_argument("--export", default="models/dna-mamba2-small")
-    ap.add_argument("--d-model", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--d-state", type=int, default=64)
-    ap.add_argument("--head-dim", type=int, default=32)
-    ap.add_argument("--seq-len", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=32, help="windows per micro-batch")
-    ap.add_argument("--accum", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--clip", type=float, default=1.0)
-    ap.add_argument("--time-limit", type=float, default=float("inf"), help="seconds")
-    ap.add_argument("--grad-checkpointing", action="store_true")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_args(ap, d_model=256, layers=8, d_state=64, head_dim=32, batch=32, steps=1100,
+             lr=2e-3, warmup=100, weight_decay=0.1)
+    ap.add_argument("--seq-len", type=int, default=4096, help="bases per window")
     a = ap.parse_args()
 
     seed_all(a.seed)
@@ -104,13 +90,9 @@ def main():
             n += ids[:, 1:].numel()
         return {"val_loss": tot / n, "val_bits_per_base": tot / n / math.log(2)}
 
-    tcfg = dict(lr=a.lr, warmup=a.warmup, steps=a.steps, min_lr_ratio=0.1, accum=a.accum,
-                weight_decay=a.weight_decay, clip=a.clip, eval_every=max(1, a.steps // 10),
-                log_every=20, ckpt_every=200, resume=a.resume, time_limit_s=a.time_limit,
-                grad_checkpointing=a.grad_checkpointing, seed=a.seed, seq_len=a.seq_len,
-                batch=a.batch, d_model=a.d_model, layers=a.layers, d_state=a.d_state,
-                head_dim=a.head_dim, device=a.device, params=n_params,
-                gpu=torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu")
+    tcfg = base_config(a, n_params, min_lr_ratio=0.1, eval_every=max(1, a.steps // 10),
+                       log_every=20, ckpt_every=200)
+    tcfg["seq_len"] = a.seq_len
     t0 = time.time()
     rows = train(model, tcfg, batch_fn, loss_fn, eval_fn, out_dir=a.out,
                  title=f"DNA Mamba-2 {a.d_model}x{a.layers}: next-base loss (nats)")

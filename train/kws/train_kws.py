@@ -32,7 +32,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from export import export, file_sizes  # noqa: E402
 from mamba2 import Mamba2Classifier, Mamba2Config  # noqa: E402
-from trainer import seed_all, train  # noqa: E402
+from trainer import add_args, base_config, seed_all, train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IGNORE = -100
@@ -64,26 +64,12 @@ def main():
     ap.add_argument("--data", default="data/kws")
     ap.add_argument("--out", default="runs/kws")
     ap.add_argument("--export", default="models/kws-mamba2-small")
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--d-state", type=int, default=32)
-    ap.add_argument("--head-dim", type=int, default=32)
+    add_args(ap, d_model=128, layers=4, d_state=32, head_dim=32, batch=64, steps=3000,
+             lr=3e-3, warmup=150, weight_decay=0.05)
     ap.add_argument("--clips", type=int, default=4, help="clips per training stream")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--accum", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=150)
-    ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--clip-norm", type=float, default=1.0)
-    ap.add_argument("--time-limit", type=float, default=float("inf"))
-    ap.add_argument("--grad-checkpointing", action="store_true")
-    ap.add_argument("--resume", action="store_true")
     ap.add_argument("--detector", default="300:0.6",
                     help="live detector defaults WINDOW_MS:THRESHOLD written to config.json, "
                          "chosen on the validation stream (eval_kws.py --stream stream_val.wav)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
 
     seed_all(a.seed)
@@ -151,13 +137,9 @@ def main():
         pred = clip_accuracy(m, va)
         return {"val_acc": float((pred == va["label"]).mean())}
 
-    tcfg = dict(lr=a.lr, warmup=a.warmup, steps=a.steps, min_lr_ratio=0.05, accum=a.accum,
-                weight_decay=a.weight_decay, clip=a.clip_norm, eval_every=max(1, a.steps // 15),
-                log_every=50, ckpt_every=500, resume=a.resume, time_limit_s=a.time_limit,
-                grad_checkpointing=a.grad_checkpointing, seed=a.seed, clips=a.clips,
-                batch=a.batch, d_model=a.d_model, layers=a.layers, d_state=a.d_state,
-                head_dim=a.head_dim, device=dev, params=n_params,
-                gpu=torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu")
+    tcfg = base_config(a, n_params, min_lr_ratio=0.05, eval_every=max(1, a.steps // 15),
+                       log_every=50, ckpt_every=500)
+    tcfg["clips"] = a.clips
     t0 = time.time()
     rows = train(model, tcfg, batch_fn, loss_fn, eval_fn, out_dir=a.out,
                  title=f"keywords Mamba-2 {a.d_model}x{a.layers}: clip + frame loss")
