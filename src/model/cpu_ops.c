@@ -139,32 +139,46 @@ void ms_op_scan_mamba1(float *y, int ldy, const float *x, int ldx, const float *
     }
 }
 
+/* Mamba-2: work items are (head, block of SCAN_EB head channels), the block's state
+ * transposed to [N][EB] as in ms_op_scan_mamba1, so the inner loop runs over contiguous
+ * channels with B and C broadcast: no horizontal sum per channel and token, and the decay
+ * exp(dt A), one scalar per head and token, computed once for the block instead of once
+ * per channel. (Channel-by-channel with a vector over n was 3x slower: the DNA model's
+ * d_state 64 made every token end in 16 x 32 horizontal sums per head.) */
 void ms_op_scan_mamba2(float *y, int ldy, const float *x, int ldx, const float *dt, int lddt,
                        const float *A, const float *B, const float *C, int ldbc, const float *D,
                        float *state, int T, int H, int P, int N, int G)
 {
-    const int heads_per_group = H / G;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)T * H * P > 4096)
-    for (int hd = 0; hd < H; hd++) {
-        for (int p = 0; p < P; p++) {
-            const int g = hd / heads_per_group;
-            float *h = state + ((size_t)hd * P + p) * N;
-            for (int t = 0; t < T; t++) {
-                const float d = dt[(size_t)t * lddt + hd];
-                const float decay = expf(d * A[hd]);
-                const float xv = x[(size_t)t * ldx + hd * P + p];
-                const float *Bt = B + (size_t)t * ldbc + (size_t)g * N;
-                const float *Ct = C + (size_t)t * ldbc + (size_t)g * N;
-                const float dx = d * xv;
-                float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-                for (int n = 0; n < N; n++) {
-                    h[n] = decay * h[n] + dx * Bt[n];
-                    acc += h[n] * Ct[n];
+    const int heads_per_group = H / G, pb = (P + SCAN_EB - 1) / SCAN_EB;
+#pragma omp parallel for schedule(static) if ((size_t)T * H * P > 4096)
+    for (int item = 0; item < H * pb; item++) {
+        const int hd = item / pb, p0 = (item % pb) * SCAN_EB, g = hd / heads_per_group;
+        const int w = P - p0 < SCAN_EB ? P - p0 : SCAN_EB;
+        float *st = state + ((size_t)hd * P + p0) * N; /* [w][N] of this block */
+        float h[N][SCAN_EB];
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < SCAN_EB; i++) h[n][i] = i < w ? st[(size_t)i * N + n] : 0.f;
+        const float Ah = A[hd], Dh = D[hd];
+        for (int t = 0; t < T; t++) {
+            const float d = dt[(size_t)t * lddt + hd], decay = expf(d * Ah);
+            const float *xt = x + (size_t)t * ldx + hd * P + p0;
+            float dx[SCAN_EB], acc[SCAN_EB] = {0};
+            for (int i = 0; i < SCAN_EB; i++) dx[i] = i < w ? d * xt[i] : 0.f;
+            const float *Bt = B + (size_t)t * ldbc + (size_t)g * N;
+            const float *Ct = C + (size_t)t * ldbc + (size_t)g * N;
+            for (int n = 0; n < N; n++) {
+                const float bn = Bt[n], cn = Ct[n];
+#pragma omp simd
+                for (int i = 0; i < SCAN_EB; i++) {
+                    h[n][i] = decay * h[n][i] + dx[i] * bn;
+                    acc[i] += h[n][i] * cn;
                 }
-                y[(size_t)t * ldy + hd * P + p] = acc + D[hd] * xv;
             }
+            float *yt = y + (size_t)t * ldy + hd * P + p0;
+            for (int i = 0; i < w; i++) yt[i] = acc[i] + Dh * xt[i];
         }
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < w; i++) st[(size_t)i * N + n] = h[n][i];
     }
 }
 
