@@ -6,8 +6,9 @@
 #
 # Needs: espeak-ng and sox, python3 with numpy and PyTorch (a CUDA GPU for the recorded
 # run), a built build/mamba-stream for the evaluation. Extra arguments for train_kws.py go
-# in TRAIN_ARGS. The recorded run: data 3.4 min on 2 cores, 3000 steps of 64 streams x 4
-# clips, 2 min on one H200, evaluation 1 min.
+# in TRAIN_ARGS; EVAL_OUT moves the report (default docs/eval-kws.md). The recorded run:
+# data 3.4 min on 2 cores, 3000 steps of 64 streams x 4 clips, 2 min on one H200,
+# evaluation 1 min.
 set -euo pipefail
 out=${1:-models/kws-mamba2-small}
 py=${PYTHON:-python3}
@@ -22,5 +23,5 @@ cp runs/kws/log.tsv runs/kws/train_config.json "$out/training/"
 # the validation stream: this table shows the choice
 $py train/kws/eval_kws.py --model "$out" --data data/kws --stream data/kws/stream_val.wav \
     --out runs/kws/eval-val-stream.md --settings 400:0.5,300:0.5,300:0.6,200:0.6,200:0.7
-$py train/kws/eval_kws.py --model "$out" --data data/kws --out docs/eval-kws.md \
+$py train/kws/eval_kws.py --model "$out" --data data/kws --out "${EVAL_OUT:-docs/eval-kws.md}" \
     --settings 1000:0.7,300:0.5,300:0.6,200:0.7
