@@ -95,6 +95,31 @@ class Helpers(unittest.TestCase):
         self.assertTrue(np.array_equal(mask, want))
         self.assertGreaterEqual(int(mask.sum()), 55)
 
+    def test_long_orf_mask(self):
+        """A 160-codon ORF planted in stop-rich sequence is found on either strand, exactly;
+        the stop-rich background and a 149-codon ORF are not."""
+        rng = np.random.default_rng(3)
+        sense = [c for c in range(64) if c not in eval_dna.STOP_CODONS]
+        def orf(n_codons):  # ATG, n - 2 sense codons, TAA: n codons, one open stretch
+            cods = [14] + list(rng.choice(sense, n_codons - 2)) + [48]
+            return np.array([[c // 16, c // 4 % 4, c % 4] for c in cods], np.uint8).ravel()
+        # TTAA repeated: a TAA every 4 codons in all six frames (it is its own reverse complement)
+        stops = np.tile(np.array([3, 3, 0, 0], np.uint8), 300)
+        for strand in (0, 1):
+            o = orf(160)
+            if strand:
+                o = (3 - o)[::-1]
+            seq = np.concatenate([stops, o, stops])
+            m = eval_dna.long_orf_mask(eval_dna.Genome(["x"], [seq]))
+            inside = np.zeros(len(seq), bool)
+            start = len(stops) + 3 * strand                     # ATG .. last sense codon
+            inside[start:start + 3 * 159] = True
+            self.assertTrue(m[inside].all(), f"strand {strand}: planted ORF not covered")
+            # the open stretch may begin up to 3 codons early, after the background's last stop
+            self.assertLessEqual(int(m[~inside].sum()), 9, f"strand {strand}: background covered")
+        short = np.concatenate([stops, orf(149), stops])
+        self.assertEqual(int(eval_dna.long_orf_mask(eval_dna.Genome(["x"], [short])).sum()), 0)
+
     def test_buckets(self):
         self.assertEqual(eval_dna.bucket_edges(32768), [0, 16, 64, 256, 1024, 4096, 16384, 32768])
         self.assertEqual(eval_dna.bucket_labels(eval_dna.bucket_edges(32768))[-1], "16K-32K")
