@@ -741,28 +741,16 @@ static void test_audio_gpu_invariants(void **st)
  * and whole; bf16 printed and held to test_audio_low_precision's bound for 4 layers. */
 static void test_shipped_kws(void **st)
 {
-    char dir[4096], ref[4200];
-    const char *env = getenv("MS_MODELS"), *src = getenv("MS_SRC");
-    if (env) snprintf(dir, sizeof dir, "%s/kws-mamba2-small", env);
-    else snprintf(dir, sizeof dir, "%s/models/kws-mamba2-small", src ? src : "..");
-    ms_model *m;
-    assert_int_equal(ms_model_load(dir, NULL, &m), MS_OK);
-    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-    ms_st_set *set;
-    assert_int_equal(ms_st_open_file(ref, &set), MS_OK);
-    const ms_st_tensor *ft = ms_st_find(set, "features"), *lt = ms_st_find(set, "logits");
-    assert_non_null(ft);
-    assert_non_null(lt);
-    const int B = (int)ft->shape[0], T = (int)ft->shape[1], F = (int)ft->shape[2];
-    const int L = (int)lt->shape[2];
-    assert_int_equal(F, ms_model_info_get(m)->d_input);
-    assert_int_equal(L, ms_model_info_get(m)->n_labels);
-    float *feat = malloc(sizeof(float) * ft->n_elem), *want = malloc(sizeof(float) * lt->n_elem);
-    float *got = malloc(sizeof(float) * lt->n_elem), *out = malloc(sizeof(float) * lt->n_elem);
-    assert_int_equal(ms_st_to_f32(ft, feat), MS_OK);
-    assert_int_equal(ms_st_to_f32(lt, want), MS_OK);
+    const char *dir = tu_model_dir("kws-mamba2-small");
+    tu_feat_ref r;
+    tu_feat_ref_load(dir, &r);
+    ms_model *m = r.model;
+    const int B = r.B, T = r.L, F = r.F, L = r.V;
+    const size_t n_out = (size_t)B * T * L;
+    float *feat = r.features, *want = r.logits;
+    float *got = malloc(sizeof(float) * n_out), *out = malloc(sizeof(float) * n_out);
     double big = 1;
-    for (int64_t i = 0; i < lt->n_elem; i++) big = fmax(big, fabs(want[i]));
+    for (int64_t i = 0; i < (int64_t)n_out; i++) big = fmax(big, fabs(want[i]));
     const ms_precision precs[2] = {MS_PREC_FP32, MS_PREC_BF16};
     const int steps[2] = {37, 0}; /* 0: whole clips */
     for (int p = 0; p < 2; p++)
@@ -772,7 +760,7 @@ static void test_shipped_kws(void **st)
             assert_true(B <= 16);
             for (int b = 0; b < B; b++) assert_int_equal(ms_stream_new(ctx, &s[b]), MS_OK);
             const int step = steps[k] ? steps[k] : T;
-            poison(got, lt->n_elem);
+            poison(got, (int64_t)n_out);
             for (int t = 0; t < T; t += step) {
                 const int n = T - t < step ? T - t : step;
                 ms_chunk c[16];
@@ -785,11 +773,11 @@ static void test_shipped_kws(void **st)
                            sizeof(float) * n * L);
             }
             double md = 0;
-            for (int64_t i = 0; i < lt->n_elem; i++) {
+            for (int64_t i = 0; i < (int64_t)n_out; i++) {
                 double d = fabs((double)got[i] - want[i]);
                 if (!(d <= md)) md = d;
             }
-            const double rel = tu_rel_err(got, want, lt->n_elem);
+            const double rel = tu_rel_err(got, want, (int64_t)n_out);
             print_message("  %s %s %d clips x %d frames, %s: max |diff| %.3g (of max |logit| "
                           "%.3g), relative %.2e\n", dir, prec_str(precs[p]), B, T,
                           steps[k] ? "chunks of 37" : "whole", md, big, rel);
@@ -803,9 +791,8 @@ static void test_shipped_kws(void **st)
             for (int b = 0; b < B; b++) ms_stream_free(s[b]);
             ms_ctx_free(ctx);
         }
-    free(feat); free(want); free(got); free(out);
-    ms_st_close(set);
-    ms_model_free(m);
+    free(got); free(out);
+    tu_feat_ref_free(&r);
 }
 
 /* ------------------------------------------------------------------ fused decode */

@@ -15,28 +15,9 @@
 #include <string.h>
 
 #include "mamba_stream.h"
-#include "safetensors.h"
 #include "test_util.h"
 
 #define CHUNK 37
-
-static const char *model_dir(const char *name)
-{
-    static char b[4096];
-    const char *env = getenv("MS_MODELS"), *src = getenv("MS_SRC");
-    if (env) snprintf(b, sizeof b, "%s/%s", env, name);
-    else snprintf(b, sizeof b, "%s/models/%s", src ? src : "..", name);
-    return b;
-}
-
-static float *load_f32(ms_st_set *st, const char *name, const ms_st_tensor **t)
-{
-    *t = ms_st_find(st, name);
-    assert_non_null(*t);
-    float *v = malloc(sizeof(float) * (*t)->n_elem);
-    assert_int_equal(ms_st_to_f32(*t, v), MS_OK);
-    return v;
-}
 
 static double max_abs(const float *a, size_t n)
 {
@@ -87,55 +68,32 @@ static void run(ms_model *m, int B, int L, const int32_t *tok, const float *feat
 static void test_dna_model(void **state)
 {
     (void)state;
-    const char *dir = model_dir("dna-mamba2-small");
-    ms_model *m;
-    assert_int_equal(ms_model_load(dir, NULL, &m), MS_OK);
-    char ref[4200];
-    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-    ms_st_set *st;
-    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
-    const ms_st_tensor *ids = ms_st_find(st, "input_ids"), *lg, *hd;
-    assert_non_null(ids);
-    const int B = (int)ids->shape[0], L = (int)ids->shape[1];
-    int64_t *ids64 = malloc(sizeof(int64_t) * ids->n_elem);
-    int32_t *tok = malloc(sizeof(int32_t) * ids->n_elem);
-    assert_int_equal(ms_st_to_i64(ids, ids64), MS_OK);
-    for (int64_t i = 0; i < ids->n_elem; i++) tok[i] = (int32_t)ids64[i];
-    float *want_l = load_f32(st, "logits", &lg), *want_h = load_f32(st, "hidden", &hd);
-    const int V = (int)lg->shape[2], D = (int)hd->shape[2];
-    float *got_l = malloc(sizeof(float) * lg->n_elem), *got_h = malloc(sizeof(float) * hd->n_elem);
-    run(m, B, L, tok, NULL, 0, got_l, V, got_h, D);
-    printf("  %s: %d x %d bases\n", dir, B, L);
-    expect_close("logits", got_l, want_l, (size_t)lg->n_elem);
-    expect_close("hidden", got_h, want_h, (size_t)hd->n_elem);
-    free(ids64); free(tok); free(want_l); free(want_h); free(got_l); free(got_h);
-    ms_st_close(st);
-    ms_model_free(m);
+    const char *dir = tu_model_dir("dna-mamba2-small");
+    tu_ref_fixture f;
+    tu_ref_fixture_load_dir(dir, &f);
+    const size_t nl = (size_t)f.B * f.L * f.V, nh = (size_t)f.B * f.L * f.D;
+    float *got_l = malloc(sizeof(float) * nl), *got_h = malloc(sizeof(float) * nh);
+    run(f.model, f.B, f.L, f.ids, NULL, 0, got_l, f.V, got_h, f.D);
+    printf("  %s: %d x %d bases\n", dir, f.B, f.L);
+    expect_close("logits", got_l, f.logits, nl);
+    expect_close("hidden", got_h, f.hidden, nh);
+    free(got_l); free(got_h);
+    tu_ref_fixture_free(&f);
 }
 
 static void test_kws_model(void **state)
 {
     (void)state;
-    const char *dir = model_dir("kws-mamba2-small");
-    ms_model *m;
-    assert_int_equal(ms_model_load(dir, NULL, &m), MS_OK);
-    const ms_model_info *info = ms_model_info_get(m);
-    char ref[4200];
-    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-    ms_st_set *st;
-    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
-    const ms_st_tensor *ft, *lg;
-    float *feat = load_f32(st, "features", &ft), *want = load_f32(st, "logits", &lg);
-    const int B = (int)ft->shape[0], L = (int)ft->shape[1], M = (int)ft->shape[2];
-    const int V = (int)lg->shape[2];
-    assert_int_equal(V, info->n_labels);
-    float *got = malloc(sizeof(float) * lg->n_elem);
-    run(m, B, L, NULL, feat, M, got, V, NULL, 0);
-    printf("  %s: %d clips x %d frames\n", dir, B, L);
-    expect_close("label logits", got, want, (size_t)lg->n_elem);
-    free(feat); free(want); free(got);
-    ms_st_close(st);
-    ms_model_free(m);
+    const char *dir = tu_model_dir("kws-mamba2-small");
+    tu_feat_ref r;
+    tu_feat_ref_load(dir, &r);
+    const size_t n = (size_t)r.B * r.L * r.V;
+    float *got = malloc(sizeof(float) * n);
+    run(r.model, r.B, r.L, NULL, r.features, r.F, got, r.V, NULL, 0);
+    printf("  %s: %d clips x %d frames\n", dir, r.B, r.L);
+    expect_close("label logits", got, r.logits, n);
+    free(got);
+    tu_feat_ref_free(&r);
 }
 
 int main(void)

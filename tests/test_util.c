@@ -111,8 +111,12 @@ const char *tu_fixture_dir(const char *name)
 
 void tu_ref_fixture_load(const char *name, tu_ref_fixture *f)
 {
+    tu_ref_fixture_load_dir(tu_fixture_dir(name), f);
+}
+
+void tu_ref_fixture_load_dir(const char *dir, tu_ref_fixture *f)
+{
     memset(f, 0, sizeof *f);
-    const char *dir = tu_fixture_dir(name);
     assert_int_equal(ms_model_load(dir, NULL, &f->model), MS_OK);
     char ref[4200];
     snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
@@ -145,4 +149,52 @@ void tu_ref_fixture_free(tu_ref_fixture *f)
 {
     ms_model_free(f->model);
     free(f->ids); free(f->logits); free(f->hidden);
+}
+
+const char *tu_model_dir(const char *name)
+{
+    static char bufs[8][4096];
+    static int next;
+    char *b = bufs[next++ & 7];
+    const char *env = getenv("MS_MODELS"), *src = getenv("MS_SRC");
+    if (env) snprintf(b, 4096, "%s/%s", env, name);
+    else snprintf(b, 4096, "%s/models/%s", src ? src : "..", name);
+    return b;
+}
+
+static float *ref_f32(ms_st_set *st, const char *name, const ms_st_tensor **t)
+{
+    *t = ms_st_find(st, name);
+    assert_non_null(*t);
+    float *v = malloc(sizeof(float) * (*t)->n_elem);
+    assert_int_equal(ms_st_to_f32(*t, v), MS_OK);
+    return v;
+}
+
+void tu_feat_ref_load(const char *dir, tu_feat_ref *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(ms_model_load(dir, NULL, &r->model), MS_OK);
+    char ref[4200];
+    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
+    ms_st_set *st;
+    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
+    const ms_st_tensor *ft, *lt;
+    r->features = ref_f32(st, "features", &ft);
+    r->logits = ref_f32(st, "logits", &lt);
+    r->B = (int)ft->shape[0];
+    r->L = (int)ft->shape[1];
+    r->F = (int)ft->shape[2];
+    r->V = (int)lt->shape[2];
+    const ms_model_info *info = ms_model_info_get(r->model);
+    assert_int_equal(r->F, info->d_input);
+    assert_int_equal(r->V, info->n_labels);
+    ms_st_close(st);
+}
+
+void tu_feat_ref_free(tu_feat_ref *r)
+{
+    ms_model_free(r->model);
+    free(r->features);
+    free(r->logits);
 }

@@ -38,6 +38,22 @@ typedef struct {
 } tu_ref_fixture;
 /* Load the model and its reference outputs (asserts on any failure). */
 void tu_ref_fixture_load(const char *name, tu_ref_fixture *f);
+/* The same for a model directory given by path. */
+void tu_ref_fixture_load_dir(const char *dir, tu_ref_fixture *f);
+
+/* A shipped model (models/<name>): $MS_MODELS/<name>, else $MS_SRC/models/<name> (static
+ * buffer, one of 8 rotating). */
+const char *tu_model_dir(const char *name);
+/* A feature-input (audio) model and its export reference (train/export.py): features
+ * [B][L][F] -> label logits [B][L][V] (asserts on any failure). */
+typedef struct {
+    ms_model *model;
+    int B, L, F, V;
+    float *features; /* [B][L][F] */
+    float *logits;   /* [B][L][V] reference */
+} tu_feat_ref;
+void tu_feat_ref_load(const char *dir, tu_feat_ref *r);
+void tu_feat_ref_free(tu_feat_ref *r);
 void tu_ref_fixture_free(tu_ref_fixture *f);
 
 #endif

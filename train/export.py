@@ -14,7 +14,6 @@ import json
 import os
 import struct
 
-import numpy as np
 import torch
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -94,6 +93,3 @@ def check_with_transformers(out_dir, ids, logits):
 def file_sizes(out_dir):
     return {f: os.path.getsize(os.path.join(out_dir, f)) for f in sorted(os.listdir(out_dir))}
 
-
-def np_to_torch(a):
-    return torch.from_numpy(np.ascontiguousarray(a))

@@ -34,10 +34,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import markov  # noqa: E402
+from prepare import CODE, codes, read_fasta  # noqa: E402  (the base codes prepare.py wrote)
 
-CODE = np.full(256, 4, dtype=np.uint8)
-for _i, _b in enumerate(b"ACGT"):
-    CODE[_b] = CODE[_b + 32] = _i  # soft-masked lower case is the same base
 LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
 SETS = ("val", "test_species", "test_strain")
 TESTS = ("test_species", "test_strain")
@@ -81,20 +79,8 @@ class Genome:
     @classmethod
     def from_fasta(cls, path):
         """Record name = header up to the first white space, as the engine names it."""
-        names, seqs, parts = [], [], []
-        with open(path, "rb") as f:
-            for line in f:
-                line = line.strip()
-                if line.startswith(b">"):
-                    if names:
-                        seqs.append(CODE[np.frombuffer(b"".join(parts), np.uint8)])
-                    names.append(line[1:].split()[0].decode())
-                    parts = []
-                elif line:
-                    parts.append(line)
-        if names:
-            seqs.append(CODE[np.frombuffer(b"".join(parts), np.uint8)])
-        return cls(names, seqs)
+        recs = read_fasta(path)
+        return cls([name for name, _ in recs], [codes(seq) for _, seq in recs])
 
     def acgt(self):
         return int(np.count_nonzero(self.seq < 4))

@@ -47,7 +47,7 @@ def load_split(path):
             "labels": [str(s) for s in z["labels"]]}
 
 
-def frame_targets(label, start, end, n_frames, silence, unknown):
+def frame_targets(label, start, end, n_frames, silence):
     """Per-frame target of one clip [n_frames]: silence before the word, ignored during it
     and just after, the clip's label after it; silence clips are silence throughout."""
     t = np.full(n_frames, IGNORE, dtype=np.int64)
@@ -77,12 +77,12 @@ def main():
     va = load_split(os.path.join(a.data, "kws_val.npz"))
     te = load_split(os.path.join(a.data, "kws_test.npz"))
     labels = tr["labels"]
-    silence, unknown = labels.index("_silence_"), labels.index("_unknown_")
+    silence = labels.index("_silence_")
     n_frames, n_mels = tr["feats"].shape[1:]
     # Per-bin standardisation, declared in config.json so the engine applies it too.
     mean = tr["feats"].mean(axis=(0, 1))
     std = tr["feats"].std(axis=(0, 1)) + 1e-3
-    targets = np.stack([frame_targets(l, s, e, n_frames, silence, unknown)
+    targets = np.stack([frame_targets(l, s, e, n_frames, silence)
                         for l, s, e in zip(tr["label"], tr["start"], tr["end"])])
 
     dev = a.device
