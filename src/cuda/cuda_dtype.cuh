@@ -15,8 +15,119 @@ __device__ __forceinline__ void ms_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void ms_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void ms_st(__half *p, float v) { *p = __float2half_rn(v); }
 
-__device__ __forceinline__ float ms_silu_f(float x) { return x / (1.f + expf(-x)); }
-__device__ __forceinline__ float ms_softplus_f(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+/* 8 consecutive elements <-> 8 floats with 16-byte accesses (two for float); p must be
+ * 16-byte aligned. */
+__device__ __forceinline__ void ms_ld8(const float *p, float *v)
+{
+    const float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}
+__device__ __forceinline__ void ms_st8(float *p, const float *v)
+{
+    reinterpret_cast<float4 *>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    reinterpret_cast<float4 *>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ void ms_ld8(const __nv_bfloat16 *p, float *v)
+{
+    const uint4 q = *reinterpret_cast<const uint4 *>(p);
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        __nv_bfloat162 h;
+        memcpy(&h, &w[k], 4);
+        const float2 f = __bfloat1622float2(h);
+        v[2 * k] = f.x;
+        v[2 * k + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void ms_ld8(const __half *p, float *v)
+{
+    const uint4 q = *reinterpret_cast<const uint4 *>(p);
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        __half2 h;
+        memcpy(&h, &w[k], 4);
+        const float2 f = __half22float2(h);
+        v[2 * k] = f.x;
+        v[2 * k + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void ms_st8(__nv_bfloat16 *p, const float *v)
+{
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+        memcpy(&w[k], &h, 4);
+    }
+    *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ __forceinline__ void ms_st8(__half *p, const float *v)
+{
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const __half2 h = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+        memcpy(&w[k], &h, 4);
+    }
+    *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+/* SiLU and softplus on the MUFU unit, branch-free. The scan computes both once per token
+ * and channel beside ~5 instructions per state; with expf, log1pf and IEEE division they
+ * took ~70 of a token's ~180 instructions (H200, ncu), now ~30. Error (float32, checked on
+ * a dense grid against float64): a few ulp, <= 4e-7 relative, against 1e-5 for the GPU's
+ * float32 check mode. */
+#define MS_LOG2E 1.4426950408889634f
+
+/* 2^x, flushing denormal results to 0 (one MUFU op; <= 2 ulp otherwise) */
+__device__ __forceinline__ float ms_ex2_ftz(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* e^a for a <= 0: 2^(a log2 e) with the product's rounding error (and log2 e's) carried
+ * by a first-order factor, so |a| up to ~90 loses nothing to the argument */
+__device__ __forceinline__ float ms_exp_nonpos(float a)
+{
+    const float y = a * MS_LOG2E;
+    const float lo = fmaf(a, MS_LOG2E, -y) + a * 1.925963033500011079e-08f;
+    return ms_ex2_ftz(y) * fmaf(lo, 0.69314718f, 1.f);
+}
+
+__device__ __forceinline__ float ms_rcp_approx(float x)
+{
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* x sigmoid(x); sigmoid from t = e^-|x| as (x >= 0 ? 1 : t) / (1 + t) */
+__device__ __forceinline__ float ms_silu_f(float x)
+{
+    const float t = ms_exp_nonpos(-fabsf(x));
+    return x * ((x >= 0.f ? 1.f : t) * ms_rcp_approx(1.f + t));
+}
+
+/* log(1 + e^x) = max(x, 0) + log1p(t), t = e^-|x| in (0, 1]; log1p(t) = t p(t) with p a
+ * degree-8 fit of log1p(t)/t on [0, 1] (3e-8 relative; 2.1e-7 evaluated in float32) */
+__device__ __forceinline__ float ms_softplus_f(float x)
+{
+    const float t = ms_exp_nonpos(-fabsf(x));
+    float p = 5.232044030e-03f;
+    p = fmaf(p, t, -2.950152569e-02f);
+    p = fmaf(p, t, 7.821778953e-02f);
+    p = fmaf(p, t, -1.366233528e-01f);
+    p = fmaf(p, t, 1.910544634e-01f);
+    p = fmaf(p, t, -2.484279126e-01f);
+    p = fmaf(p, t, 3.331906199e-01f);
+    p = fmaf(p, t, -4.999949038e-01f);
+    p = fmaf(p, t, 9.999999404e-01f);
+    return fmaxf(x, 0.f) + t * p;
+}
 
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread
  * gets the total. sh: 32 floats of shared memory. */

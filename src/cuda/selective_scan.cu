@@ -33,11 +33,11 @@
 // per-token kernel (comparison, fallback).
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <type_traits>
 
 #include "cuda_dtype.cuh"
 
-#define MS_LOG2E 1.4426950408889634f
 
 /* out[0..15] = p[0..15] with 16-byte loads; p 16-byte aligned. */
 __device__ __forceinline__ void ld16(const float *p, float *out)
@@ -168,12 +168,29 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
     const float A = a.mamba2 ? a.A[hd] : a.A[(size_t)c * a.N + n];
     float *st = bt.state[ci] + a.state_off + i;
     float h = *st;
-    for (int s = s0; s < s1; s++) {
-        const int slot = bt.seg_slot[s];
-        float *w = a.ws_h + (size_t)slot * a.E * a.N + i;
-        const float local = *w;
-        *w = h;
-        h = expf(A * a.ws_dtsum[(size_t)slot * a.E + c]) * h + local;
+    /* segments in groups of CB: the group's loads are issued before its dependent chain
+     * (one memory latency per group instead of per segment; a chunk of 65,536 tokens has
+     * 256 segments) */
+    constexpr int CB = 8;
+    for (int sb = s0; sb < s1; sb += CB) {
+        float local[CB], decay[CB];
+        float *wp[CB];
+#pragma unroll
+        for (int k = 0; k < CB; k++) {
+            wp[k] = nullptr;
+            if (sb + k < s1) {
+                const int slot = bt.seg_slot[sb + k];
+                wp[k] = a.ws_h + (size_t)slot * a.E * a.N + i;
+                local[k] = *wp[k];
+                decay[k] = a.ws_dtsum[(size_t)slot * a.E + c];
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < CB; k++)
+            if (wp[k]) {
+                *wp[k] = h;
+                h = expf(A * decay[k]) * h + local[k];
+            }
     }
     *st = h;
 }
@@ -228,13 +245,6 @@ __device__ __forceinline__ void m1_commit(const m1_regs<T, TT> &r, int nt, float
     }
 }
 
-/* 2^x, flushing denormal results to 0 (one MUFU op; |error| <= 2 ulp otherwise) */
-__device__ __forceinline__ float ex2_ftz(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
 
 /* The nt tokens of one tile: the recurrence on registers and shared rows only. The
  * per-token terms that do not depend on h (softplus, d x, the gate) are computed for the
@@ -265,7 +275,7 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
 #pragma unroll
             for (int k = 0; k < 4; k++) {
                 const int n = 4 * v + k;
-                h[n] = ex2_ftz(d[j] * A[n]) * h[n] + dx[j] * bb[k];
+                h[n] = ms_ex2_ftz(d[j] * A[n]) * h[n] + dx[j] * bb[k];
             }
             if (out) {
                 const float4 cc = row[4 + v];
@@ -281,9 +291,10 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
     }
 }
 
-template <typename T, int TT, int MINB>
-__global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt, int out)
+template <typename T, int TT, int MINB, bool OUT>
+__global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms_cu_batch bt)
 {
+    constexpr bool out = OUT; /* the pass, at compile time: no per-token branch on it */
     __shared__ __align__(16) float sbc[2][TT][32]; /* [buffer][token][B 0..15, C 16..31] */
     const int c = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
     const int slot = bt.seg_slot[s];
@@ -347,13 +358,13 @@ static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch
     dim3 grid((unsigned)((a->E + 127) / 128), bt->n_seg);
     cudaError_t e;
     if (bt->multi) {
-        scan_m1_tiled<T, TT, MINB><<<grid, 128, 0, stream>>>(*a, *bt, 0);
+        scan_m1_tiled<T, TT, MINB, false><<<grid, 128, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
         dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
         scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
     }
-    scan_m1_tiled<T, TT, MINB><<<grid, 128, 0, stream>>>(*a, *bt, 1);
+    scan_m1_tiled<T, TT, MINB, true><<<grid, 128, 0, stream>>>(*a, *bt);
     return cudaGetLastError();
 }
 
@@ -364,6 +375,15 @@ static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *b
     /* layout limits: N = 16 states per channel (A [E][16], state [E][16]), one head per
      * channel; grid.y = n_seg <= 65535 */
     if (a->N != 16 || a->P != 1 || a->mamba2 || bt->n_seg > 65535) return cudaErrorInvalidValue;
+    /* MS_CUDA_M1_TILE=TTxMINB picks another tile / occupancy (tuning runs on new GPUs):
+     * 1x8, 2x6 (default), 4x4 */
+    static int variant = -1;
+    if (variant < 0) {
+        const char *e = getenv("MS_CUDA_M1_TILE");
+        variant = !e ? 0 : !strcmp(e, "1x8") ? 1 : !strcmp(e, "4x4") ? 2 : 0;
+    }
+    if (variant == 1) return scan_m1_launch_tt<T, 1, 8>(a, bt, stream);
+    if (variant == 2) return scan_m1_launch_tt<T, 4, 4>(a, bt, stream);
     return scan_m1_launch_tt<T, M1_TT, M1_MINB>(a, bt, stream);
 }
 
