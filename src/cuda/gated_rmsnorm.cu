@@ -1,6 +1,9 @@
 // gated_rmsnorm.cu - Mamba-2's gated RMSNorm, per token t and group g of gs = E/G channels:
 //   v = y[t][i] * silu(z[t][i]);  y[t][i] = v / sqrt(mean_{i in g}(v^2) + eps) * w[i].
 // Grid: (T, G), block 256 threads striding over the group.
+#include <stdint.h>
+#include <string.h>
+
 #include "cuda_dtype.cuh"
 
 template <typename T>
@@ -23,6 +26,39 @@ __global__ void gated_rmsnorm_kernel(T *y, int ldy, const T *z, int ldz, const f
     }
 }
 
+/* Vector form (group size % 8 == 0, at most 8192; rows 16-byte aligned): a thread keeps 8
+ * channels of y * silu(z) in registers between the sum and the write, with 16-byte loads
+ * and stores; the scalar form reads y and z twice, 2 bytes at a time (2.5x its memory
+ * floor on an H200). Block: gs / 8 threads rounded up to whole warps. */
+template <typename T>
+__global__ void gated_rmsnorm_vec_kernel(T *y, int ldy, const T *z, int ldz, const float *w,
+                                         float eps, int gs)
+{
+    __shared__ float sh[32];
+    const int t = blockIdx.x, g0 = blockIdx.y * gs, i0 = threadIdx.x * 8;
+    T *yr = y + (size_t)t * ldy + g0;
+    const T *zr = z + (size_t)t * ldz + g0;
+    float v[8], ss = 0.f;
+    if (i0 < gs) {
+        float zv[8];
+        ms_ld8(yr + i0, v);
+        ms_ld8(zr + i0, zv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            v[j] *= ms_silu_f(zv[j]);
+            ss += v[j] * v[j];
+        }
+    }
+    const float inv = rsqrtf(ms_block_sum(ss, sh) / gs + eps);
+    if (i0 < gs) {
+        float wv[8];
+        ms_ld8(w + g0 + i0, wv);
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] *= inv * wv[j];
+        ms_st8(yr + i0, v);
+    }
+}
+
 extern "C" cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int ldz,
                                            ms_cu_dtype dt, const float *w, float eps, int T, int E,
                                            int G, cudaStream_t stream)
@@ -30,7 +66,17 @@ extern "C" cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int 
     if (T <= 0) return cudaSuccess;
     if (G < 1 || E % G) return cudaErrorInvalidValue;
     dim3 grid(T, G);
-    MS_DISPATCH(dt, X, gated_rmsnorm_kernel<X><<<grid, 256, 0, stream>>>(
-        (X *)y, ldy, (const X *)z, ldz, w, eps, E / G));
+    const int gs = E / G;
+    MS_DISPATCH(dt, X, {
+        const size_t al = 16, es = sizeof(X);
+        if (gs % 8 == 0 && gs <= 8192 && (uintptr_t)y % al == 0 && (uintptr_t)z % al == 0 &&
+            (uintptr_t)w % al == 0 && ((size_t)ldy * es) % al == 0 &&
+            ((size_t)ldz * es) % al == 0 && ((size_t)gs * 4) % al == 0)
+            gated_rmsnorm_vec_kernel<X><<<grid, (gs / 8 + 31) / 32 * 32, 0, stream>>>(
+                (X *)y, ldy, (const X *)z, ldz, w, eps, gs);
+        else
+            gated_rmsnorm_kernel<X><<<grid, 256, 0, stream>>>((X *)y, ldy, (const X *)z, ldz, w,
+                                                              eps, gs);
+    });
     return cudaGetLastError();
 }
