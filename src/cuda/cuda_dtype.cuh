@@ -11,6 +11,7 @@
 __device__ __forceinline__ float ms_ld(const float *p) { return *p; }
 __device__ __forceinline__ float ms_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float ms_ld(const __half *p) { return __half2float(*p); }
+template <typename T> __device__ __forceinline__ T ms_zero() { return T(0.f); }
 __device__ __forceinline__ void ms_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void ms_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void ms_st(__half *p, float v) { *p = __float2half_rn(v); }

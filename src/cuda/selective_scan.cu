@@ -206,8 +206,11 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
  * workspace as scan_kernel. */
 template <typename T, int TT>
 struct m1_regs {
-    float d[TT], x[TT], z[TT]; /* this channel's raw dt, x, z */
-    float bc[(TT * 32 + 127) / 128]; /* this thread's share of the B/C rows */
+    /* Raw element bits, converted to float only where used: a conversion right after its
+     * load made the warp wait for the load there, undoing the prefetch (ncu: 41% of the
+     * output pass's stall samples sat on those conversions). */
+    T d[TT], x[TT], z[TT]; /* this channel's raw dt, x, z */
+    T bc[(TT * 32 + 127) / 128]; /* this thread's share of the B/C rows */
 };
 
 template <typename T, int TT>
@@ -220,17 +223,16 @@ __device__ __forceinline__ void m1_issue(const ms_cu_scan_args &a, int t0, int n
     for (int q = 0; q < (TT * 32 + 127) / 128; q++) {
         const int k = q * 128 + threadIdx.x, row = k >> 5, w = k & 31;
         if (row < nt && (out || w < 16))
-            r.bc[q] = ms_ld((w < 16 ? B : C) + (size_t)(t0 + row) * a.ldbc + (w & 15));
+            r.bc[q] = (w < 16 ? B : C)[(size_t)(t0 + row) * a.ldbc + (w & 15)];
     }
 #pragma unroll
     for (int j = 0; j < TT; j++) {
-        r.x[j] = 0.f;
-        r.z[j] = 0.f;
+        r.d[j] = r.x[j] = r.z[j] = ms_zero<T>();
         if (live && j < nt) {
             const size_t t = (size_t)(t0 + j);
-            r.d[j] = ms_ld(dtp + t * a.lddt + c);
-            r.x[j] = ms_ld(x + t * a.ldx + c);
-            if (out && z) r.z[j] = ms_ld(z + t * a.ldz + c);
+            r.d[j] = dtp[t * a.lddt + c];
+            r.x[j] = x[t * a.ldx + c];
+            if (out && z) r.z[j] = z[t * a.ldz + c];
         }
     }
 }
@@ -241,7 +243,7 @@ __device__ __forceinline__ void m1_commit(const m1_regs<T, TT> &r, int nt, float
 #pragma unroll
     for (int q = 0; q < (TT * 32 + 127) / 128; q++) {
         const int k = q * 128 + threadIdx.x;
-        if ((k >> 5) < nt) sbc[k >> 5][k & 31] = r.bc[q];
+        if ((k >> 5) < nt) sbc[k >> 5][k & 31] = ms_ld(&r.bc[q]);
     }
 }
 
@@ -259,9 +261,10 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
     float d[TT], dx[TT], yo[TT];
 #pragma unroll
     for (int j = 0; j < TT; j++) {
-        d[j] = j < nt ? ms_softplus_f(r.d[j] + bias) : 0.f;
-        dx[j] = d[j] * r.x[j];
-        yo[j] = Dh * r.x[j];
+        const float xv = ms_ld(&r.x[j]);
+        d[j] = j < nt ? ms_softplus_f(ms_ld(&r.d[j]) + bias) : 0.f;
+        dx[j] = d[j] * xv;
+        yo[j] = Dh * xv;
         dtsum += d[j];
     }
 #pragma unroll
@@ -285,7 +288,7 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
         }
         if (out && j < nt) {
             float yv = acc0 + acc1 + yo[j];
-            if (gate) yv *= ms_silu_f(r.z[j]);
+            if (gate) yv *= ms_silu_f(ms_ld(&r.z[j]));
             ms_st((T *)a.y + (t0 + j) * a.ldy + c, yv);
         }
     }
