@@ -17,7 +17,7 @@ static void usage(FILE *f)
 "  mamba-stream [vcf] --model DIR --fasta REF --vcf FILE      variant effect scores (LLR)\n"
 "  mamba-stream generate --model DIR --prompt SEQ -n N       sample DNA after a prompt, as FASTA\n"
 "  mamba-stream logits --model DIR --ids IN.safetensors --out OUT.safetensors\n"
-"  mamba-stream bench [--device cuda] [--arch mamba1|mamba2]   throughput table\n"
+"  mamba-stream bench [--device cuda] [--peer DIR]            throughput table (beside mamba_ssm)\n"
 "  mamba-stream [audio] --model DIR --audio FILE...|-         audio labels / live keywords\n"
 "  mamba-stream features --model DIR --audio FILE -o F.npy    the model's front-end frames\n"
 "  mamba-stream bench-audio [--model DIR]                     real-time factor, hop latency\n"
