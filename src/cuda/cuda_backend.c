@@ -771,6 +771,14 @@ static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
     return MS_OK;
 }
 
+/* The shapes decode_m2.cu's one-token scan takes (its launcher's checks, on the host). */
+static int m2_decode_ok(const ms_cu_scan_args *a)
+{
+    const int Q = a->N / 16;
+    return a->N % 16 == 0 && Q >= 1 && Q <= 16 && !(Q & (Q - 1)) && a->P * Q <= 1024 &&
+           a->state_off % 4 == 0;
+}
+
 static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
                         int use_ssd)
 {
@@ -801,7 +809,10 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
             .heads_per_group = c->n_heads / G, .mamba2 = 1, .dt_min = c->dt_min, .dt_max = c->dt_max,
             .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
         };
-        CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
+        if (g->fused_decode && T == bt->n_chunks && m2_decode_ok(&a))
+            CU_TRY(ms_cu_decode_m2_scan(&a, g->dt, bt, g->stream), "decode scan kernel (m2)");
+        else
+            CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
     }
     CU_TRY(ms_cu_gated_rmsnorm(g->y, E, g->proj, ldp, g->dt, w->gnorm_w, c->norm_eps, T, E, G,
                                g->stream),

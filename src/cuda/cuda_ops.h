@@ -104,6 +104,12 @@ typedef struct {
 cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu_dtype dt,
                                  const ms_cu_batch *bt, cudaStream_t stream);
 
+/* Mamba-2's scan for chunks of one token (decode_m2.cu): arguments as ms_cu_selective_scan
+ * (mamba2 = 1, z NULL). Needs N % 16 == 0 with N / 16 a power of two <= 16, P N / 16 <=
+ * 1024 and state_off % 4 == 0; else cudaErrorInvalidValue (use ms_cu_selective_scan). */
+cudaError_t ms_cu_decode_m2_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
+                                 cudaStream_t stream);
+
 /* Mamba-2's scan in the SSD chunked form (ssd_scan.cu): segments of the batch are the SSD
  * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg):
  *   dt, cum float [Q][H][L];  cb float [Q][G][L][L];  m act [Q][H][L][L];
