@@ -305,6 +305,16 @@ static size_t batch_bytes(int n_chunks, int n_seg, int n_tok, int n_cols, size_t
     return batch_feat_off(n_chunks, n_seg, n_tok, n_cols) + sizeof(float) * n_feat;
 }
 
+/* Mamba-2's SSD buffers m, xs, hin and ys are live one after another within a layer (m:
+ * stage 3 to product 4; xs: 5 to 6; hin and ys: 7 to 9, together), so xs, then hin and ys
+ * side by side, can live in m's bytes when they fit: P (N + L) <= L L, true of the usual
+ * head_dim 64, d_state 128, L 128 (saves 3 of the 4 [Q][L][E] act buffers' worth: 0.6 GB
+ * at 65,536 tokens for the reference Mamba-2). */
+static int ssd_alias(const ms_config *c, size_t L)
+{
+    return (size_t)c->head_dim * ((size_t)c->d_state + L) <= L * L;
+}
+
 static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
 {
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = g->n_out;
@@ -312,6 +322,7 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
     const int m2 = c->arch == MS_ARCH_MAMBA2;
     const size_t Q = m2 ? (size_t)g->cap_seg : 0, L = g->seg_len;
     const size_t H = c->n_heads, G = c->n_groups;
+    const int alias = m2 && ssd_alias(c, L);
     struct { void **p; size_t n; } b[] = {
         {(void **)&g->resid, T * D * 4},
         {&g->hs, T * D * e},
@@ -333,11 +344,11 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
         {(void **)&g->ssd_cum, Q * H * L * 4},
         {(void **)&g->ssd_cb, Q * G * L * L * 4},
         {&g->ssd_m, Q * H * L * L * e},
-        {&g->ssd_xs, Q * L * E * e},
+        {&g->ssd_xs, alias ? 0 : Q * L * E * e},
         {&g->ssd_yi, Q * L * E * e},
-        {&g->ssd_ys, Q * L * E * e},
+        {&g->ssd_ys, alias ? 0 : Q * L * E * e},
         {(void **)&g->ssd_S, Q * E * N * 4},
-        {&g->ssd_hin, Q * E * N * e},
+        {&g->ssd_hin, alias ? 0 : Q * E * N * e},
         {(void **)&g->ssd_ptrs, (3 * Q * G + 9 * Q * H) * sizeof(void *)},
     };
     size_t total = 0;
@@ -347,6 +358,10 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
         if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
         /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
         if (b[i].n) CU_TRY(zero_sync(g, *b[i].p, b[i].n), "cudaMemset (scratch)");
+    }
+    if (alias) {
+        g->ssd_xs = g->ssd_hin = g->ssd_m;
+        g->ssd_ys = (char *)g->ssd_m + Q * E * N * e;
     }
     (void)S;
     return MS_OK;
@@ -358,8 +373,9 @@ static size_t ssd_bytes(const cu_ctx *g, const ms_config *c)
     if (c->arch != MS_ARCH_MAMBA2) return 0;
     const size_t Q = g->cap_seg, L = g->seg_len, H = c->n_heads, G = c->n_groups;
     const size_t E = c->d_inner, N = c->d_state, e = g->esz;
-    return Q * (2 * H * L * 4 + G * L * L * 4 + H * L * L * e + 3 * L * E * e + E * N * (4 + e) +
-                (3 * G + 9 * H) * sizeof(void *)) +
+    const int alias = ssd_alias(c, L); /* xs, ys, hin inside m */
+    return Q * (2 * H * L * 4 + G * L * L * 4 + H * L * L * e + (alias ? 1 : 3) * L * E * e +
+                E * N * (alias ? 4 : 4 + e) + (3 * G + 9 * H) * sizeof(void *)) +
            L * (size_t)ms_conv_dim(c) * e;
 }
 
