@@ -14,6 +14,10 @@
 #include "mamba_stream.h"
 #include "sink.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* Arbitrary scores with many significant digits; the sink does not check consistency. */
 static ms_score make_score(int64_t pos, int k)
 {
@@ -217,6 +221,122 @@ static void test_wig_blocks(void **state)
     free(text);
 }
 
+/* The lines as the formats have always been defined, with fprintf (the sinks build them
+ * with fmt.h, in pieces on several threads): the reference for byte-for-byte checks. */
+typedef struct {
+    ms_sink_format fmt;
+    ms_sink_value value;
+    int mask_soft;
+    char chrom[4096]; /* wig: the open block's chrom and next position */
+    int64_t next_pos;
+} ref_writer;
+
+static void ref_write(ref_writer *r, FILE *f, const char *chrom, const ms_score *sc, int n)
+{
+    int same_chrom = r->chrom[0] && strcmp(r->chrom, chrom) == 0;
+    snprintf(r->chrom, sizeof r->chrom, "%s", chrom);
+    for (int i = 0; i < n; i++) {
+        const ms_score *c = &sc[i];
+        int masked = c->ref >= 'a' && c->ref <= 'z';
+        float v = r->value == MS_VAL_ENTROPY ? c->entropy : r->value == MS_VAL_PG ? c->p[2] : c->logp;
+        if (r->fmt == MS_FMT_TSV) {
+            fprintf(f, "%s\t%lld\t%c\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%c\t%u\t%d\n", chrom,
+                    (long long)c->pos + 1, c->ref, c->logp, c->entropy, c->p[0], c->p[1],
+                    c->p[2], c->p[3], c->pred, (unsigned)c->rule, masked);
+            continue;
+        }
+        if (r->mask_soft && masked) continue;
+        if (r->fmt == MS_FMT_BEDGRAPH) {
+            fprintf(f, "%s\t%lld\t%lld\t%.6g\n", chrom, (long long)c->pos, (long long)c->pos + 1, v);
+            continue;
+        }
+        if (!same_chrom || c->pos != r->next_pos)
+            fprintf(f, "fixedStep chrom=%s start=%lld step=1\n", chrom, (long long)c->pos + 1);
+        same_chrom = 1;
+        fprintf(f, "%.6g\n", v);
+        r->next_pos = c->pos + 1;
+    }
+}
+
+/* Scores whose floats are anything finite: random bits, every exponent and sign, zeros. */
+static void random_scores(ms_score *sc, int n, int64_t pos, uint64_t *rng)
+{
+    for (int i = 0; i < n; i++) {
+        sc[i] = make_score(pos + i, (int)(*rng % 1000));
+        float *f[6] = {&sc[i].logp, &sc[i].entropy, &sc[i].p[0], &sc[i].p[1], &sc[i].p[2], &sc[i].p[3]};
+        for (int k = 0; k < 6; k++) {
+            *rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint32_t b = (uint32_t)(*rng >> 32);
+            if ((b & 0x7f800000u) == 0x7f800000u) b &= 0xbfffffffu; /* no inf / nan */
+            if (k % 2 == 0 && (b & 3) == 0) memcpy(f[k], &b, sizeof b);
+            if (b % 97 == 0) *f[k] = (b & 4) ? -0.0f : 0.0f;
+        }
+    }
+}
+
+/* Every text format, byte for byte against ref_write: chunks longer than one formatting
+ * piece (512 positions), gaps and soft-masked runs, a chrom name long enough to shrink the
+ * pieces to a few dozen positions; on one thread and on several. */
+static void test_text_bytes_match_printf(void **state)
+{
+    (void)state;
+    static char long_name[3001];
+    memset(long_name, 'z', sizeof long_name - 1);
+    const struct { const char *chrom; int64_t start; int n; } calls[] = {
+        {"chr1", 0, 5000}, {"chr1", 5007, 3}, {"chr1", 5017, 1500}, {long_name, 0, 700},
+        {"chr2", 0, 1}, {"chr2", 8, 2000}}; /* the second half of each 7 further on */
+    const struct { ms_sink_format fmt; ms_sink_value value; int mask_soft; } cases[] = {
+        {MS_FMT_TSV, MS_VAL_LOGP, 0}, {MS_FMT_BEDGRAPH, MS_VAL_PG, 1},
+        {MS_FMT_BEDGRAPH, MS_VAL_LOGP, 0}, {MS_FMT_WIG, MS_VAL_ENTROPY, 1}, {MS_FMT_WIG, MS_VAL_LOGP, 0}};
+    const char *dir = subdir("bytes");
+    ms_score *sc = malloc(sizeof *sc * 5000);
+    assert_non_null(sc);
+    for (int threads = 1; threads <= 4; threads += 3) {
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/out%zu_%d", dir, c, threads);
+            ms_sink_opts o = {path, cases[c].fmt, cases[c].value, NULL, cases[c].mask_soft};
+            ms_sink *s;
+            assert_int_equal(ms_sink_open_opts(&o, &s), MS_OK);
+            ref_writer r = {cases[c].fmt, cases[c].value, cases[c].mask_soft, "", 0};
+            char *want = NULL;
+            size_t want_len = 0;
+            FILE *ref = open_memstream(&want, &want_len);
+            assert_non_null(ref);
+            fputs(cases[c].fmt == MS_FMT_TSV ? "#chrom\tpos\tref\tlogp\tentropy\tpA\tpC\tpG\tpT\tpred\trule\tmasked\n"
+                  : cases[c].fmt == MS_FMT_WIG ? (cases[c].value == MS_VAL_ENTROPY
+                                                       ? "track type=wiggle_0 name=\"mamba-stream entropy\"\n"
+                                                       : "track type=wiggle_0 name=\"mamba-stream logp\"\n")
+                  : cases[c].value == MS_VAL_PG ? "track type=bedGraph name=\"mamba-stream pG\"\n"
+                                                : "track type=bedGraph name=\"mamba-stream logp\"\n",
+                  ref);
+            uint64_t rng = 42 + c;
+            for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+                random_scores(sc, calls[i].n, calls[i].start, &rng);
+                for (int j = 0; j < calls[i].n; j++) /* a gap inside a call */
+                    if (j >= calls[i].n / 2) sc[j].pos += 7;
+                assert_int_equal(ms_sink_write(s, calls[i].chrom, sc, calls[i].n), MS_OK);
+                ref_write(&r, ref, calls[i].chrom, sc, calls[i].n);
+            }
+            assert_int_equal(ms_sink_close(s, 1), MS_OK);
+            fclose(ref);
+            char *got = slurp(path);
+            if (strlen(got) != want_len || memcmp(got, want, want_len) != 0) {
+                size_t k = 0;
+                while (got[k] && got[k] == want[k]) k++;
+                fail_msg("case %zu, %d threads: differs at byte %zu: got \"%.40s\", want \"%.40s\"",
+                         c, threads, k, got + (k > 20 ? k - 20 : 0), want + (k > 20 ? k - 20 : 0));
+            }
+            free(got);
+            free(want);
+        }
+    }
+    free(sc);
+}
+
 static void test_close_failed_leaves_nothing(void **state)
 {
     (void)state;
@@ -391,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_tsv_roundtrip),
         cmocka_unit_test(test_bedgraph_roundtrip),
         cmocka_unit_test(test_wig_blocks),
+        cmocka_unit_test(test_text_bytes_match_printf),
         cmocka_unit_test(test_close_failed_leaves_nothing),
         cmocka_unit_test(test_close_ok_renames),
         cmocka_unit_test(test_dev_full),

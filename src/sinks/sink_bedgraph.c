@@ -3,6 +3,9 @@
  *
  * Runs of equal values are not merged: the values are floats that rarely repeat, and
  * one line per base is what genome browsers and bedtools expect of a per-base track. */
+#include <string.h>
+
+#include "fmt.h"
 #include "sink_impl.h"
 
 static int bedgraph_begin(ms_sink *s)
@@ -13,16 +16,26 @@ static int bedgraph_begin(ms_sink *s)
                : 0;
 }
 
+/* "%s\t%lld\t%lld\t%.6g\n": chrom, start, start + 1, value; nothing for a masked base. */
+static char *bedgraph_line(ms_sink *s, char *p, const char *chrom, size_t clen,
+                           const ms_score *sc)
+{
+    if (s->mask_soft && ms_sink_masked(sc)) return p;
+    memcpy(p, chrom, clen);
+    p += clen;
+    *p++ = '\t';
+    p = ms_fmt_i64(p, sc->pos);
+    *p++ = '\t';
+    p = ms_fmt_i64(p, sc->pos + 1);
+    *p++ = '\t';
+    p = ms_fmt_g(p, ms_sink_value_of(sc, s->value), 6);
+    *p++ = '\n';
+    return p;
+}
+
 static int bedgraph_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
 {
-    for (int i = 0; i < n; i++) {
-        if (s->mask_soft && ms_sink_masked(&sc[i])) continue;
-        long long start = (long long)sc[i].pos;
-        if (fprintf(s->f, "%s\t%lld\t%lld\t%.6g\n", chrom, start, start + 1,
-                    ms_sink_value_of(&sc[i], s->value)) < 0)
-            return ms_sink_fail(s);
-    }
-    return 0;
+    return ms_sink_write_lines(s, chrom, sc, n, bedgraph_line, 1);
 }
 
 const ms_sink_ops ms_sink_bedgraph_ops = {bedgraph_begin, bedgraph_write, NULL, 0};

@@ -1,8 +1,9 @@
 /* sink_impl.h - what sink.c shares with the per-format writers (internal).
  *
  * sink.c owns the FILE (temporary name, rename, error reporting); a format only turns
- * scores into text on s->f. A format's functions return 0, or -1 with s->err set to the
- * errno of the failed call; sink.c then logs one line naming the path. */
+ * scores into text on s->f (the per-position lines through ms_sink_write_lines, below).
+ * A format's functions return 0, or -1 with s->err set to the errno of the failed call;
+ * sink.c then logs one line naming the path. */
 #ifndef MS_SINK_IMPL_H
 #define MS_SINK_IMPL_H
 
@@ -34,6 +35,8 @@ struct ms_sink {
     int mask_soft;         /* leave lower-case positions out of tracks */
     const char *fasta;     /* bigWig: where chromosome sizes come from */
     void *bw;              /* bigWig writer state (sink_bigwig.c) */
+    char *text;            /* [text_cap] pieces of lines being formatted (ms_sink_write_lines) */
+    size_t text_cap;
 };
 
 extern const ms_sink_ops ms_sink_tsv_ops;
@@ -65,5 +68,20 @@ const char *ms_sink_value_name(ms_sink_value v);
 
 /* Record a failed stdio call (its errno) and return -1 for the caller to pass up. */
 int ms_sink_fail(ms_sink *s);
+
+/* The text formats turn positions into lines with fmt.h (printf's parsing cost more than
+ * the model on a GPU) and hand them to sink.c, which formats a chunk into s->text, in
+ * pieces on several threads where the format allows, and fwrites the pieces in order.
+ * A line function writes the line(s) of one position at p (none for a position left
+ * out), at most MS_SINK_LINE_MAX(strlen(chrom)) bytes, and returns their end. */
+#define MS_SINK_LINE_MAX(chrom_len) ((chrom_len) + 256) /* TSV's longest: chrom + 134 */
+typedef char *(*ms_sink_line_fn)(ms_sink *s, char *p, const char *chrom, size_t chrom_len,
+                                 const ms_score *sc);
+
+/* The lines of sc[0..n) written in order. parallel = 1: line reads s and nothing else
+ * of the sink changes, so pieces may be formatted on OpenMP threads; 0: one thread, in
+ * order (line may update s). Returns 0, or -1 with s->err set. */
+int ms_sink_write_lines(ms_sink *s, const char *chrom, const ms_score *sc, int n,
+                        ms_sink_line_fn line, int parallel);
 
 #endif
