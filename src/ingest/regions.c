@@ -220,8 +220,11 @@ static int check_indexable(const char *path)
     int kind = bgzf_compression(fp); /* 0 none, 1 gzip, 2 BGZF */
     bgzf_close(fp);
     if (kind == 1) {
-        ms_error("%s: gzip-compressed but not BGZF; --region needs a plain or "
-                 "bgzip-compressed FASTA (zcat it, then bgzip)", path);
+        /* said for every reader through faidx: --region, --strand reverse|both, the vcf
+         * command, bigWig's chromosome sizes */
+        ms_error("%s: gzip-compressed but not BGZF, so it cannot be indexed (--region, "
+                 "--strand reverse|both, vcf and bigWig output read it through a .fai); "
+                 "zcat it, then bgzip", path);
         return MS_ERR_FORMAT;
     }
     return MS_OK;
