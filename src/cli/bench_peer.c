@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench_peer.h"
+#include "cli.h"
 
 #ifndef MS_SOURCE_BENCH
 #define MS_SOURCE_BENCH "bench"
@@ -32,11 +33,7 @@ static int find_script(ms_peer *p)
         return readable(p->script) ? 0 : -1;
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
+    if (ms_cli_exe_dir(exe, sizeof exe) == 0) {
         const int len = snprintf(p->script, sizeof p->script, "%s/../share/mamba-stream/" PEER_SCRIPT, exe);
         if (len < (int)sizeof p->script && readable(p->script)) return 0;
     }

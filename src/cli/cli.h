@@ -93,6 +93,9 @@ void ms_blas_pick_kernel(char **argv);
 /* The bundled models (models/), used when --model is not given. */
 #define MS_DEFAULT_DNA_MODEL "dna-mamba2-small"
 #define MS_DEFAULT_KWS_MODEL "kws-mamba2-small"
+/* default_model.c: the directory of the running binary (from /proc/self/exe) into
+ * dir[n]: 0, or -1. */
+int ms_cli_exe_dir(char *dir, size_t n);
 /* default_model.c: the path of bundled model `name` ($MAMBA_STREAM_MODELS, the install
  * prefix, the source tree), or NULL after one line on stderr. */
 const char *ms_cli_default_model(const char *name);

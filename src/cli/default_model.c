@@ -25,6 +25,17 @@ static int has_config(const char *dir)
     return access(p, R_OK) == 0;
 }
 
+int ms_cli_exe_dir(char *dir, size_t n)
+{
+    ssize_t len = readlink("/proc/self/exe", dir, n - 1);
+    if (len <= 0) return -1;
+    dir[len] = 0;
+    char *slash = strrchr(dir, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    return 0;
+}
+
 const char *ms_cli_default_model(const char *name)
 {
     static char found[2 * PATH_MAX];
@@ -34,11 +45,7 @@ const char *ms_cli_default_model(const char *name)
         if (has_config(found)) return found;
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
+    if (ms_cli_exe_dir(exe, sizeof exe) == 0) {
         snprintf(found, sizeof found, "%s/../share/mamba-stream/models/%s", exe, name);
         if (has_config(found)) return found;
     }

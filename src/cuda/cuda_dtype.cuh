@@ -28,51 +28,53 @@ __device__ __forceinline__ void ms_st8(float *p, const float *v)
     reinterpret_cast<float4 *>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
     reinterpret_cast<float4 *>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
 }
-__device__ __forceinline__ void ms_ld8(const __nv_bfloat16 *p, float *v)
+/* 16-bit pairs to floats: the one step that differs between bf16 and fp16 */
+__device__ __forceinline__ float2 ms_pair_f2(__nv_bfloat162 x) { return __bfloat1622float2(x); }
+__device__ __forceinline__ float2 ms_pair_f2(__half2 x) { return __half22float2(x); }
+template <typename P2>
+__device__ __forceinline__ void ms_ld8_pairs(const void *p, float *v)
 {
     const uint4 q = *reinterpret_cast<const uint4 *>(p);
     const uint32_t w[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
     for (int k = 0; k < 4; k++) {
-        __nv_bfloat162 h;
+        P2 h;
         memcpy(&h, &w[k], 4);
-        const float2 f = __bfloat1622float2(h);
+        const float2 f = ms_pair_f2(h);
         v[2 * k] = f.x;
         v[2 * k + 1] = f.y;
     }
 }
-__device__ __forceinline__ void ms_ld8(const __half *p, float *v)
-{
-    const uint4 q = *reinterpret_cast<const uint4 *>(p);
-    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        __half2 h;
-        memcpy(&h, &w[k], 4);
-        const float2 f = __half22float2(h);
-        v[2 * k] = f.x;
-        v[2 * k + 1] = f.y;
-    }
-}
-__device__ __forceinline__ void ms_st8(__nv_bfloat16 *p, const float *v)
+__device__ __forceinline__ void ms_ld8(const __nv_bfloat16 *p, float *v) { ms_ld8_pairs<__nv_bfloat162>(p, v); }
+__device__ __forceinline__ void ms_ld8(const __half *p, float *v) { ms_ld8_pairs<__half2>(p, v); }
+__device__ __forceinline__ __nv_bfloat162 ms_f2_pair(float a, float b, __nv_bfloat162) { return __floats2bfloat162_rn(a, b); }
+__device__ __forceinline__ __half2 ms_f2_pair(float a, float b, __half2) { return __floats2half2_rn(a, b); }
+template <typename P2>
+__device__ __forceinline__ void ms_st8_pairs(void *p, const float *v)
 {
     uint32_t w[4];
 #pragma unroll
     for (int k = 0; k < 4; k++) {
-        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+        const P2 h = ms_f2_pair(v[2 * k], v[2 * k + 1], P2());
         memcpy(&w[k], &h, 4);
     }
     *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
 }
-__device__ __forceinline__ void ms_st8(__half *p, const float *v)
+__device__ __forceinline__ void ms_st8(__nv_bfloat16 *p, const float *v) { ms_st8_pairs<__nv_bfloat162>(p, v); }
+__device__ __forceinline__ void ms_st8(__half *p, const float *v) { ms_st8_pairs<__half2>(p, v); }
+
+/* V = 1 or 8 consecutive elements <-> floats (kernels with a scalar and a vector form) */
+template <int V, typename T>
+__device__ __forceinline__ void ms_ldv(const T *p, float *v)
 {
-    uint32_t w[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        const __half2 h = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-        memcpy(&w[k], &h, 4);
-    }
-    *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+    if (V == 8) ms_ld8(p, v);
+    else v[0] = ms_ld(p);
+}
+template <int V, typename T>
+__device__ __forceinline__ void ms_stv(T *p, const float *v)
+{
+    if (V == 8) ms_st8(p, v);
+    else ms_st(p, v[0]);
 }
 
 /* SiLU and softplus on the MUFU unit, branch-free. The scan computes both once per token

@@ -52,6 +52,31 @@ __global__ void __launch_bounds__(128) decode_conv_kernel(
         if (k < S) st[k] = k + 1 < S ? win[k + 1] : in;
 }
 
+/* The mask of this thread's LPC-lane group (LPC a power of two <= 32). */
+template <int LPC>
+__device__ __forceinline__ unsigned lane_mask()
+{
+    return LPC == 32 ? 0xffffffffu : ((1u << LPC) - 1u) << ((threadIdx.x & 31) & ~(LPC - 1));
+}
+
+/* Channel c's d = softplus(dt_proj row c . dt_in + bias): the dot split over the LPC lanes
+ * (a shuffle sum within the group), rounded to the activation type as the chunk path
+ * stores dt_proj's output. dt_in is sr[0, R) in shared memory. */
+template <typename T, int LPC>
+__device__ __forceinline__ float decode_dt(const T *Wdt, const float *dt_bias, const float *sr,
+                                           int c, int lane, int R, unsigned gmask)
+{
+    float d = 0.f;
+    for (int r = lane; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
+#pragma unroll
+    for (int o = LPC / 2; o > 0; o >>= 1) d += __shfl_xor_sync(gmask, d, o, LPC);
+    T dv;
+    ms_st(&dv, d);
+    d = ms_ld(&dv);
+    if (dt_bias) d += dt_bias[c];
+    return ms_softplus_f(d);
+}
+
 template <typename T, int LPC, int NPER>
 __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     T *y, const T *xc, const T *xdbl, const T *xz, int ldp, ms_cu_batch bt, size_t ssm_off,
@@ -64,19 +89,8 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     const int gid = blockIdx.x * blockDim.x + threadIdx.x;
     const int c = gid / LPC, lane = gid % LPC;
     if (c >= E) return; /* whole LPC-lane groups exit together */
-    const unsigned gmask = LPC == 32 ? 0xffffffffu
-                                     : ((1u << LPC) - 1u) << ((threadIdx.x & 31) & ~(LPC - 1));
-    float d = 0.f;
-    for (int r = lane; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
-#pragma unroll
-    for (int o = LPC / 2; o > 0; o >>= 1) d += __shfl_xor_sync(gmask, d, o, LPC);
-    {
-        T dv;
-        ms_st(&dv, d);
-        d = ms_ld(&dv);
-    }
-    if (dt_bias) d += dt_bias[c];
-    d = ms_softplus_f(d);
+    const unsigned gmask = lane_mask<LPC>();
+    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask);
     const float xv = ms_ld(xc + (size_t)t * E + c);
     const float *Bs = sr + R, *Cs = sr + R + N;
     float *h = bt.state[i] + ssm_off + (size_t)c * N;
@@ -134,19 +148,8 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     for (int k = threadIdx.x; k < NR; k += blockDim.x) sr[k] = ms_ld(xdbl + (size_t)t * NR + k);
     __syncthreads();
     if (!live) return; /* whole LPC-lane groups exit together */
-    const unsigned gmask = LPC == 32 ? 0xffffffffu
-                                     : ((1u << LPC) - 1u) << ((threadIdx.x & 31) & ~(LPC - 1));
-    float d = 0.f;
-    for (int r = lane; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
-#pragma unroll
-    for (int o = LPC / 2; o > 0; o >>= 1) d += __shfl_xor_sync(gmask, d, o, LPC);
-    {
-        T dv;
-        ms_st(&dv, d);
-        d = ms_ld(&dv);
-    }
-    if (dt_bias) d += dt_bias[c];
-    d = ms_softplus_f(d);
+    const unsigned gmask = lane_mask<LPC>();
+    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask);
     const float *Bs = sr + R, *Cs = sr + R + N;
     const float L2E = 1.4426950408889634f;
     float acc = 0.f;

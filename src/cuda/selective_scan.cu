@@ -34,43 +34,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <type_traits>
 
 #include "cuda_dtype.cuh"
 
 
 /* out[0..15] = p[0..15] with 16-byte loads; p 16-byte aligned. */
-__device__ __forceinline__ void ld16(const float *p, float *out)
-{
-#pragma unroll
-    for (int v = 0; v < 4; v++) {
-        const float4 q = reinterpret_cast<const float4 *>(p)[v];
-        out[4 * v] = q.x; out[4 * v + 1] = q.y; out[4 * v + 2] = q.z; out[4 * v + 3] = q.w;
-    }
-}
-template <typename H2>
-__device__ __forceinline__ float2 h2f2(H2 x);
-template <> __device__ __forceinline__ float2 h2f2(__nv_bfloat162 x) { return __bfloat1622float2(x); }
-template <> __device__ __forceinline__ float2 h2f2(__half2 x) { return __half22float2(x); }
 template <typename T>
 __device__ __forceinline__ void ld16(const T *p, float *out)
 {
-    typedef typename std::conditional<std::is_same<T, __half>::value, __half2, __nv_bfloat162>::type H2;
-#pragma unroll
-    for (int v = 0; v < 2; v++) {
-        const uint4 q = reinterpret_cast<const uint4 *>(p)[v];
-        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            H2 h;
-            memcpy(&h, &w[k], 4);
-            const float2 f = h2f2(h);
-            out[8 * v + 2 * k] = f.x;
-            out[8 * v + 2 * k + 1] = f.y;
-        }
-    }
+    ms_ld8(p, out);
+    ms_ld8(p + 8, out + 8);
 }
-
 
 template <typename T>
 __device__ __forceinline__ float scan_dt(const ms_cu_scan_args &a, const T *dt, int t, int hd)

@@ -27,10 +27,11 @@
 //                  + S[q]; the stream state gets the last h. Grid (ceil(E N / 256), chunks)
 //   8 GEMM         ys[q][t][hP + p] = sum_n hin[q][h][p][n] C_t[n]
 //   9 ssd_combine  y[t0 + t][c] = yi + exp(cum_t) ys + D[h] x   Grid (L, Q), 256 threads
-// Vector forms of stages 3, 5 and 9 (L, P and E multiples of 8, rows 16-byte aligned: the
-// usual shapes): a thread takes 8 adjacent elements with 16-byte loads and stores (8
-// channels of one head share one exp), instead of one 2-byte element and one expf each;
-// the mask kernel walks rows (t) and 8-column groups (s) without an integer division.
+// Stages 3, 5 and 9 give a thread V adjacent elements: V = 8 (the vector forms, for L, P
+// and E multiples of 8 and rows 16-byte aligned: the usual shapes) with 16-byte loads and
+// stores, the 8 channels of one head sharing one exp; else V = 1. The vector forms of 5 and
+// 9 run E / 8 threads per row (whole warps, at most 256); the mask kernel walks rows (t)
+// and column groups (s) without an integer division per element.
 // On the H200 these stages ran at 3-5x their memory floor (ncu, 32 K tokens: mask 282 us,
 // decayed x 188, combine 214 per layer). Stage 7 loads the next segments' S and decay
 // ahead of its sequential chain, like the Mamba-1 combine pass.
@@ -73,45 +74,15 @@ __global__ void ssd_prep_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
     }
 }
 
-template <typename T>
-__global__ void ssd_mask_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+/* Stage 3's common start: segment-head qh's cum and dt into shared sh[0, L), sh[L, 2L). */
+__device__ __forceinline__ void ssd_stage_cum_dt(const ms_cu_ssd_args &a, int qh, float *sh)
 {
-    extern __shared__ float sh[]; /* cum [L], dt [L] */
-    const int qh = blockIdx.x, q = qh / a.H, h = qh % a.H, L = a.L;
-    const int g = h / a.heads_per_group, n = bt.seg_n[q];
-    const float *cum = a.cum + (size_t)qh * L, *dt = a.dt + (size_t)qh * L;
-    for (int i = threadIdx.x; i < L; i += blockDim.x) {
+    const float *cum = a.cum + (size_t)qh * a.L, *dt = a.dt + (size_t)qh * a.L;
+    for (int i = threadIdx.x; i < a.L; i += blockDim.x) {
         sh[i] = cum[i];
-        sh[L + i] = dt[i];
+        sh[a.L + i] = dt[i];
     }
     __syncthreads();
-    const float *cb = a.cb + ((size_t)q * a.G + g) * L * L;
-    T *m = (T *)a.m + (size_t)qh * L * L;
-    for (int i = threadIdx.x; i < L * L; i += blockDim.x) {
-        const int t = i / L, s = i - t * L;
-        float v = 0.f;
-        if (s <= t && t < n) v = cb[i] * expf(sh[t] - sh[s]) * sh[L + s];
-        ms_st(m + i, v);
-    }
-}
-
-template <typename T>
-__global__ void ssd_xs_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
-{
-    const int s = blockIdx.x, q = blockIdx.y, L = a.L;
-    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
-    const T *x = (const T *)a.x;
-    T *xs = (T *)a.xs + ((size_t)q * L + s) * a.E;
-    for (int c = threadIdx.x; c < a.E; c += blockDim.x) {
-        float v = 0.f;
-        if (s < n) {
-            const size_t qh = (size_t)q * a.H + c / a.P;
-            const float *cum = a.cum + qh * L;
-            v = ms_ld(x + (size_t)(t0 + s) * a.ldx + c) * a.dt[qh * L + s] *
-                expf(cum[n - 1] - cum[s]);
-        }
-        ms_st(xs + c, v);
-    }
 }
 
 template <typename T>
@@ -146,7 +117,62 @@ __global__ void ssd_pass_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
     *st = hv;
 }
 
-template <typename T>
+/* Stage 3: a thread writes m[t][s0 .. s0+V-1], V = 8 (vector form, L % 8 == 0: 16-byte
+ * accesses) or 1; rows t and column groups without an integer division per element. */
+template <typename T, int V>
+__global__ void ssd_mask_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    extern __shared__ float sh[]; /* cum [L], dt [L] */
+    const int qh = blockIdx.x, q = qh / a.H, h = qh % a.H, L = a.L;
+    const int g = h / a.heads_per_group, n = bt.seg_n[q];
+    ssd_stage_cum_dt(a, qh, sh);
+    const float *cb = a.cb + ((size_t)q * a.G + g) * L * L;
+    T *m = (T *)a.m + (size_t)qh * L * L;
+    const int gpr = L / V; /* column groups per row */
+    for (int k = threadIdx.x; k < L * gpr; k += blockDim.x) {
+        const int t = k / gpr, s0 = (k - t * gpr) * V;
+        float v[V];
+#pragma unroll
+        for (int j = 0; j < V; j++) v[j] = 0.f;
+        if (t < n && s0 <= t) {
+            float c[V];
+            ms_ldv<V>(cb + (size_t)t * L + s0, c);
+            const float ct = sh[t];
+#pragma unroll
+            for (int j = 0; j < V; j++)
+                if (s0 + j <= t) v[j] = c[j] * ms_exp_nonpos(ct - sh[s0 + j]) * sh[L + s0 + j];
+        }
+        ms_stv<V>(m + (size_t)t * L + s0, v);
+    }
+}
+
+/* Stage 5: a thread writes xs[s][c0 .. c0+V-1], V = 8 (vector form, P % 8 == 0: one
+ * head, 16-byte accesses) or 1. */
+template <typename T, int V>
+__global__ void ssd_xs_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+{
+    const int s = blockIdx.x, q = blockIdx.y, L = a.L;
+    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
+    const T *x = (const T *)a.x + (size_t)(t0 + s) * a.ldx;
+    T *xs = (T *)a.xs + ((size_t)q * L + s) * a.E;
+    for (int c0 = threadIdx.x * V; c0 < a.E; c0 += blockDim.x * V) {
+        float v[V];
+#pragma unroll
+        for (int j = 0; j < V; j++) v[j] = 0.f;
+        if (s < n) {
+            const size_t qh = (size_t)q * a.H + c0 / a.P;
+            const float *cum = a.cum + qh * L;
+            const float f = a.dt[qh * L + s] * ms_exp_nonpos(cum[n - 1] - cum[s]);
+            ms_ldv<V>(x + c0, v);
+#pragma unroll
+            for (int j = 0; j < V; j++) v[j] *= f;
+        }
+        ms_stv<V>(xs + c0, v);
+    }
+}
+
+/* Stage 9: a thread writes y[t][c0 .. c0+V-1], V = 8 (vector form, one head) or 1. */
+template <typename T, int V>
 __global__ void ssd_combine_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
 {
     const int t = blockIdx.x, q = blockIdx.y, L = a.L;
@@ -156,87 +182,16 @@ __global__ void ssd_combine_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
     const T *yi = (const T *)a.yi + ((size_t)q * L + t) * a.E;
     const T *ys = (const T *)a.ys + ((size_t)q * L + t) * a.E;
     T *y = (T *)a.y + (size_t)(t0 + t) * a.ldy;
-    for (int c = threadIdx.x; c < a.E; c += blockDim.x) {
-        const int h = c / a.P;
-        const float e = expf(a.cum[((size_t)q * a.H + h) * L + t]);
-        ms_st(y + c, ms_ld(yi + c) + e * ms_ld(ys + c) + a.D[h] * ms_ld(x + c));
-    }
-}
-
-/* Stage 3, vector form: L % 8 == 0. A thread writes m[t][s0 .. s0+7]. */
-template <typename T>
-__global__ void ssd_mask_vec_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
-{
-    extern __shared__ float sh[]; /* cum [L], dt [L] */
-    const int qh = blockIdx.x, q = qh / a.H, h = qh % a.H, L = a.L;
-    const int g = h / a.heads_per_group, n = bt.seg_n[q];
-    const float *cum = a.cum + (size_t)qh * L, *dt = a.dt + (size_t)qh * L;
-    for (int i = threadIdx.x; i < L; i += blockDim.x) {
-        sh[i] = cum[i];
-        sh[L + i] = dt[i];
-    }
-    __syncthreads();
-    const float *cb = a.cb + ((size_t)q * a.G + g) * L * L;
-    T *m = (T *)a.m + (size_t)qh * L * L;
-    const int gpr = L / 8; /* 8-column groups per row */
-    for (int k = threadIdx.x; k < L * gpr; k += blockDim.x) {
-        const int t = k / gpr, s0 = (k - t * gpr) * 8; /* gpr is a power of two for L = 128 */
-        float v[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-        if (t < n && s0 <= t) {
-            float c[8];
-            ms_ld8(cb + (size_t)t * L + s0, c);
-            const float ct = sh[t];
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                if (s0 + j <= t) v[j] = c[j] * ms_exp_nonpos(ct - sh[s0 + j]) * sh[L + s0 + j];
-        }
-        ms_st8(m + (size_t)t * L + s0, v);
-    }
-}
-
-/* Stage 5, vector form: P % 8 == 0. A thread writes xs[s][c0 .. c0+7] (one head). */
-template <typename T>
-__global__ void ssd_xs_vec_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
-{
-    const int s = blockIdx.x, q = blockIdx.y, L = a.L;
-    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
-    const T *x = (const T *)a.x + (size_t)(t0 + s) * a.ldx;
-    T *xs = (T *)a.xs + ((size_t)q * L + s) * a.E;
-    for (int c0 = threadIdx.x * 8; c0 < a.E; c0 += blockDim.x * 8) {
-        float v[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-        if (s < n) {
-            const size_t qh = (size_t)q * a.H + c0 / a.P;
-            const float *cum = a.cum + qh * L;
-            const float f = a.dt[qh * L + s] * ms_exp_nonpos(cum[n - 1] - cum[s]);
-            ms_ld8(x + c0, v);
-#pragma unroll
-            for (int j = 0; j < 8; j++) v[j] *= f;
-        }
-        ms_st8(xs + c0, v);
-    }
-}
-
-/* Stage 9, vector form: P % 8 == 0. A thread writes y[t][c0 .. c0+7] (one head). */
-template <typename T>
-__global__ void ssd_combine_vec_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
-{
-    const int t = blockIdx.x, q = blockIdx.y, L = a.L;
-    const int t0 = bt.seg_start[q], n = bt.seg_n[q];
-    if (t >= n) return;
-    const T *x = (const T *)a.x + (size_t)(t0 + t) * a.ldx;
-    const T *yi = (const T *)a.yi + ((size_t)q * L + t) * a.E;
-    const T *ys = (const T *)a.ys + ((size_t)q * L + t) * a.E;
-    T *y = (T *)a.y + (size_t)(t0 + t) * a.ldy;
-    for (int c0 = threadIdx.x * 8; c0 < a.E; c0 += blockDim.x * 8) {
+    for (int c0 = threadIdx.x * V; c0 < a.E; c0 += blockDim.x * V) {
         const int h = c0 / a.P;
         const float e = ms_exp_nonpos(a.cum[((size_t)q * a.H + h) * L + t]), Dh = a.D[h];
-        float vi[8], vs[8], vx[8];
-        ms_ld8(yi + c0, vi);
-        ms_ld8(ys + c0, vs);
-        ms_ld8(x + c0, vx);
+        float vi[V], vs[V], vx[V];
+        ms_ldv<V>(yi + c0, vi);
+        ms_ldv<V>(ys + c0, vs);
+        ms_ldv<V>(x + c0, vx);
 #pragma unroll
-        for (int j = 0; j < 8; j++) vi[j] += e * vs[j] + Dh * vx[j];
-        ms_st8(y + c0, vi);
+        for (int j = 0; j < V; j++) vi[j] += e * vs[j] + Dh * vx[j];
+        ms_stv<V>(y + c0, vi);
     }
 }
 
@@ -332,15 +287,15 @@ extern "C" cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu
             break;
         case 3:
             if (vec)
-                ssd_mask_vec_kernel<X><<<Q * a->H, 256, 2 * L * sizeof(float), stream>>>(*a, *bt);
+                ssd_mask_kernel<X, 8><<<Q * a->H, 256, 2 * L * sizeof(float), stream>>>(*a, *bt);
             else
-                ssd_mask_kernel<X><<<Q * a->H, 256, 2 * L * sizeof(float), stream>>>(*a, *bt);
+                ssd_mask_kernel<X, 1><<<Q * a->H, 256, 2 * L * sizeof(float), stream>>>(*a, *bt);
             break;
         case 5:
             if (vec)
-                ssd_xs_vec_kernel<X><<<dim3(L, Q), vec_threads(a->E), 0, stream>>>(*a, *bt);
+                ssd_xs_kernel<X, 8><<<dim3(L, Q), vec_threads(a->E), 0, stream>>>(*a, *bt);
             else
-                ssd_xs_kernel<X><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
+                ssd_xs_kernel<X, 1><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
             break;
         case 7: {
             dim3 g((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
@@ -349,9 +304,9 @@ extern "C" cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu
         }
         case 9:
             if (vec)
-                ssd_combine_vec_kernel<X><<<dim3(L, Q), vec_threads(a->E), 0, stream>>>(*a, *bt);
+                ssd_combine_kernel<X, 8><<<dim3(L, Q), vec_threads(a->E), 0, stream>>>(*a, *bt);
             else
-                ssd_combine_kernel<X><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
+                ssd_combine_kernel<X, 1><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
             break;
         default:
             return cudaErrorInvalidValue;
