@@ -145,24 +145,23 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
     /* segments in groups of CB: the group's loads are issued before its dependent chain
      * (one memory latency per group instead of per segment; a chunk of 65,536 tokens has
      * 256 segments) */
-    constexpr int CB = 8;
+    constexpr int CB = 16;
     for (int sb = s0; sb < s1; sb += CB) {
         float local[CB], decay[CB];
-        float *wp[CB];
+        int slot[CB];
 #pragma unroll
         for (int k = 0; k < CB; k++) {
-            wp[k] = nullptr;
+            slot[k] = -1;
             if (sb + k < s1) {
-                const int slot = bt.seg_slot[sb + k];
-                wp[k] = a.ws_h + (size_t)slot * a.E * a.N + i;
-                local[k] = *wp[k];
-                decay[k] = a.ws_dtsum[(size_t)slot * a.E + c];
+                slot[k] = bt.seg_slot[sb + k];
+                local[k] = a.ws_h[(size_t)slot[k] * a.E * a.N + i];
+                decay[k] = a.ws_dtsum[(size_t)slot[k] * a.E + c];
             }
         }
 #pragma unroll
         for (int k = 0; k < CB; k++)
-            if (wp[k]) {
-                *wp[k] = h;
+            if (slot[k] >= 0) {
+                a.ws_h[(size_t)slot[k] * a.E * a.N + i] = h;
                 h = expf(A * decay[k]) * h + local[k];
             }
     }

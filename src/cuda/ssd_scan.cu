@@ -96,7 +96,7 @@ __global__ void ssd_pass_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
     float *st = bt.state[ci] + a.state_off + i;
     float hv = *st;
     /* segments in groups of CB whose loads go out before the group's dependent chain */
-    constexpr int CB = 8;
+    constexpr int CB = 16;
     const int q1 = bt.chunk_seg[ci + 1];
     for (int qb = bt.chunk_seg[ci]; qb < q1; qb += CB) {
         float Sv[CB], cl[CB];
