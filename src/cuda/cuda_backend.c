@@ -103,6 +103,7 @@ typedef struct {
     int graph_key[10];
     int use_graphs;
     int fused_decode;                /* one-token chunks through decode_m1.cu */
+    int gemv;                        /* one-token products through gemv.cu */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -427,6 +428,8 @@ static int cu_init(ms_ctx *ctx)
     /* 0: one-token chunks take the general path (comparison, debugging) */
     const char *fenv = getenv("MS_CUDA_FUSED_DECODE");
     g->fused_decode = !(fenv && !strcmp(fenv, "0"));
+    const char *venv = getenv("MS_CUDA_GEMV"); /* 0: cuBLAS for every product (comparison) */
+    g->gemv = !(venv && !strcmp(venv, "0"));
     g->cap_tokens = p->max_tokens;
     g->cap_streams = p->max_streams;
     g->seg_len = seg_len_for(c);
@@ -584,6 +587,13 @@ static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const vo
                       const char *what)
 {
     const float alpha = 1.f;
+    /* one token (decode of one stream): our GEMV, a few us under cuBLAS's (gemv.cu) */
+    if (g->gemv && it == g->cdt && (ot == g->cdt || ot == CUDA_R_32F) &&
+        ms_cu_gemv_ok(W, T, n_in, g->esz)) {
+        CU_TRY(ms_cu_gemv(out, ot == CUDA_R_32F, x, W, g->dt, n_in, n_out, beta, g->stream),
+               what);
+        return MS_OK;
+    }
     BLAS_TRY(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &alpha, W, it, n_in,
                           x, it, ldx, &beta, out, ot, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              what);

@@ -143,6 +143,13 @@ cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int ldz, ms_cu_
                                 const float *w, float eps, int T, int E, int G,
                                 cudaStream_t stream);
 
+/* Products of one-token calls (gemv.cu): out[j] = sum_k W[j][k] x[k] (+ beta out[j]); W
+ * [n_out][n_in] and x in dtype, out float32 when out_f32, else dtype. ms_cu_gemv_ok says
+ * whether the call (T tokens) and W's shape and alignment suit it. */
+int ms_cu_gemv_ok(const void *W, int T, int n_in, size_t esz);
+cudaError_t ms_cu_gemv(void *out, int out_f32, const void *x, const void *W, ms_cu_dtype dt,
+                       int n_in, int n_out, float beta, cudaStream_t stream);
+
 /* dst[i][:] = src[rows[i]][:] for i < n (dtype, rows of D). */
 cudaError_t ms_cu_gather_rows(void *dst, const void *src, ms_cu_dtype dt, const int32_t *rows,
                               int n, int D, cudaStream_t stream);
