@@ -114,18 +114,34 @@ void tu_ref_fixture_load(const char *name, tu_ref_fixture *f)
     tu_ref_fixture_load_dir(tu_fixture_dir(name), f);
 }
 
-void tu_ref_fixture_load_dir(const char *dir, tu_ref_fixture *f)
+static float *ref_f32(ms_st_set *st, const char *name, const ms_st_tensor **t)
 {
-    memset(f, 0, sizeof *f);
-    assert_int_equal(ms_model_load(dir, NULL, &f->model), MS_OK);
+    *t = ms_st_find(st, name);
+    assert_non_null(*t);
+    float *v = malloc(sizeof(float) * (*t)->n_elem);
+    assert_int_equal(ms_st_to_f32(*t, v), MS_OK);
+    return v;
+}
+
+/* The model of dir into *m and its reference.safetensors, opened. */
+static ms_st_set *open_ref(const char *dir, ms_model **m)
+{
+    assert_int_equal(ms_model_load(dir, NULL, m), MS_OK);
     char ref[4200];
     snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
     ms_st_set *st;
     assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
-    const ms_st_tensor *ids = ms_st_find(st, "input_ids");
-    const ms_st_tensor *lg = ms_st_find(st, "logits");
-    const ms_st_tensor *hd = ms_st_find(st, "hidden");
-    assert_non_null(ids); assert_non_null(lg); assert_non_null(hd);
+    return st;
+}
+
+void tu_ref_fixture_load_dir(const char *dir, tu_ref_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    ms_st_set *st = open_ref(dir, &f->model);
+    const ms_st_tensor *ids = ms_st_find(st, "input_ids"), *lg, *hd;
+    assert_non_null(ids);
+    f->logits = ref_f32(st, "logits", &lg);
+    f->hidden = ref_f32(st, "hidden", &hd);
     f->B = (int)ids->shape[0];
     f->L = (int)ids->shape[1];
     f->V = (int)lg->shape[2];
@@ -138,10 +154,6 @@ void tu_ref_fixture_load_dir(const char *dir, tu_ref_fixture *f)
     f->ids = malloc(sizeof(int32_t) * ids->n_elem);
     for (int64_t i = 0; i < ids->n_elem; i++) f->ids[i] = (int32_t)ids64[i];
     free(ids64);
-    f->logits = malloc(sizeof(float) * lg->n_elem);
-    f->hidden = malloc(sizeof(float) * hd->n_elem);
-    assert_int_equal(ms_st_to_f32(lg, f->logits), MS_OK);
-    assert_int_equal(ms_st_to_f32(hd, f->hidden), MS_OK);
     ms_st_close(st);
 }
 
@@ -162,23 +174,10 @@ const char *tu_model_dir(const char *name)
     return b;
 }
 
-static float *ref_f32(ms_st_set *st, const char *name, const ms_st_tensor **t)
-{
-    *t = ms_st_find(st, name);
-    assert_non_null(*t);
-    float *v = malloc(sizeof(float) * (*t)->n_elem);
-    assert_int_equal(ms_st_to_f32(*t, v), MS_OK);
-    return v;
-}
-
 void tu_feat_ref_load(const char *dir, tu_feat_ref *r)
 {
     memset(r, 0, sizeof *r);
-    assert_int_equal(ms_model_load(dir, NULL, &r->model), MS_OK);
-    char ref[4200];
-    snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
-    ms_st_set *st;
-    assert_int_equal(ms_st_open_file(ref, &st), MS_OK);
+    ms_st_set *st = open_ref(dir, &r->model);
     const ms_st_tensor *ft, *lt;
     r->features = ref_f32(st, "features", &ft);
     r->logits = ref_f32(st, "logits", &lt);

@@ -18,6 +18,8 @@ import time
 import numpy as np
 import torch
 
+from mamba2 import Mamba2Config
+
 NO_DECAY = ("A_log", "D", "dt_bias", "bias", "norm")
 
 
@@ -41,6 +43,16 @@ def add_args(ap, *, d_model, layers, d_state, head_dim, batch, steps, lr, warmup
     ap.add_argument("--resume", action="store_true", help="go on from OUT/ckpt.pt")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_config(a):
+    """The Mamba2Config of add_args' shape options (vocabulary 16, SSD chunks of 64)."""
+    return Mamba2Config(hidden_size=a.d_model, num_hidden_layers=a.layers, state_size=a.d_state,
+                        head_dim=a.head_dim, vocab_size=16, chunk_size=64)
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
 
 
 def base_config(a, n_params, min_lr_ratio, eval_every, log_every, ckpt_every):

@@ -316,7 +316,18 @@ static int ssd_alias(const ms_config *c, size_t L)
     return (size_t)c->head_dim * ((size_t)c->d_state + L) <= L * L;
 }
 
-static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
+/* One scratch buffer: where its device pointer goes, and its bytes (0: not allocated). */
+typedef struct {
+    void **p;
+    size_t n;
+} scratch_buf;
+#define SCRATCH_MAX 32
+
+/* The scratch of a context of T tokens per call (the batch caps in g already set): the
+ * buffers into b[SCRATCH_MAX], their count returned, their bytes summed into *total. The
+ * fit check (before the weights are up: classifier.bias's V floats then count as 0) and
+ * alloc_scratch read the same list. */
+static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b, size_t *total)
 {
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = g->n_out;
     const size_t e = g->esz;
@@ -324,11 +335,11 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
     const size_t Q = m2 ? (size_t)g->cap_seg : 0, L = g->seg_len;
     const size_t H = c->n_heads, G = c->n_groups;
     const int alias = m2 && ssd_alias(c, L);
-    struct { void **p; size_t n; } b[] = {
+    const scratch_buf list[] = {
         {(void **)&g->resid, T * D * 4},
         {&g->hs, T * D * e},
         {&g->proj, T * (size_t)ms_in_proj_rows(c) * e},
-        /* + L rows: the SSD products read up to L - 1 rows past a segment (zeroed below) */
+        /* + L rows: the SSD products read up to L - 1 rows past a segment (zeroed when allocated) */
         {&g->xc, (T + (m2 ? L : 0)) * (size_t)ms_conv_dim(c) * e},
         {&g->xdbl, c->arch == MS_ARCH_MAMBA1 ? T * (size_t)(c->dt_rank + 2 * N) * e : 0},
         {&g->dtb, c->arch == MS_ARCH_MAMBA1 ? T * E * e : 0},
@@ -352,32 +363,30 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T, int S)
         {&g->ssd_hin, alias ? 0 : Q * E * N * e},
         {(void **)&g->ssd_ptrs, (3 * Q * G + 9 * Q * H) * sizeof(void *)},
     };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) total += b[i].n;
-    g->scratch_bytes = total;
-    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+    const int n = (int)(sizeof list / sizeof list[0]);
+    _Static_assert(sizeof list / sizeof list[0] <= SCRATCH_MAX, "SCRATCH_MAX too small");
+    *total = 0;
+    for (int i = 0; i < n; i++) {
+        b[i] = list[i];
+        *total += list[i].n;
+    }
+    return n;
+}
+
+static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
+{
+    scratch_buf b[SCRATCH_MAX];
+    const int n = scratch_plan(g, c, (size_t)T, b, &g->scratch_bytes);
+    for (int i = 0; i < n; i++) {
         if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
         /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
         if (b[i].n) CU_TRY(zero_sync(g, *b[i].p, b[i].n), "cudaMemset (scratch)");
     }
-    if (alias) {
+    if (c->arch == MS_ARCH_MAMBA2 && ssd_alias(c, g->seg_len)) {
         g->ssd_xs = g->ssd_hin = g->ssd_m;
-        g->ssd_ys = (char *)g->ssd_m + Q * E * N * e;
+        g->ssd_ys = (char *)g->ssd_m + (size_t)g->cap_seg * c->d_inner * c->d_state * g->esz;
     }
-    (void)S;
     return MS_OK;
-}
-
-/* Device bytes of the Mamba-2 SSD buffers (alloc_scratch), for the fit check. */
-static size_t ssd_bytes(const cu_ctx *g, const ms_config *c)
-{
-    if (c->arch != MS_ARCH_MAMBA2) return 0;
-    const size_t Q = g->cap_seg, L = g->seg_len, H = c->n_heads, G = c->n_groups;
-    const size_t E = c->d_inner, N = c->d_state, e = g->esz;
-    const int alias = ssd_alias(c, L); /* xs, ys, hin inside m */
-    return Q * (2 * H * L * 4 + G * L * L * 4 + H * L * L * e + (alias ? 1 : 3) * L * E * e +
-                E * N * (alias ? 4 : 4 + e) + (3 * G + 9 * H) * sizeof(void *)) +
-           L * (size_t)ms_conv_dim(c) * e;
 }
 
 static void cu_free(ms_ctx *ctx);
@@ -446,14 +455,9 @@ static int cu_init(ms_ctx *ctx)
     const size_t wb = weights_bytes(g, c, g->esz);
     size_t free_b = 0, total_b = 0;
     CU_TRY(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
-    const ms_config *cc = c;
-    size_t sb = (size_t)g->cap_tokens *
-                    ((size_t)cc->d_model * (8 + g->esz) + (size_t)ms_in_proj_rows(cc) * g->esz +
-                     (size_t)ms_conv_dim(cc) * g->esz + (size_t)cc->d_inner * 2 * g->esz +
-                     (size_t)(cc->dt_rank + 2 * cc->d_state) * g->esz + (size_t)g->n_out * 4 +
-                     (size_t)g->d_input * 4) +
-                (size_t)g->cap_slots * cc->d_inner * (cc->d_state + 1) * 4 + ((size_t)40 << 20) +
-                ssd_bytes(g, cc);
+    scratch_buf plan[SCRATCH_MAX];
+    size_t sb = 0;
+    scratch_plan(g, c, (size_t)g->cap_tokens, plan, &sb);
     if (wb + sb > free_b) {
         ms_error("model does not fit on CUDA device %d: needs %.1f MiB (weights %.1f MiB in %s + "
                  "scratch %.1f MiB for max_tokens %d), %.1f MiB free of %.1f MiB",
@@ -481,7 +485,7 @@ static int cu_init(ms_ctx *ctx)
     CU_TRY(cudaMallocHost((void **)&g->batch_host, g->batch_cap), "cudaMallocHost (batch)");
 
     int rc = upload_weights(g, ctx->model);
-    if (rc == MS_OK) rc = alloc_scratch(g, c, g->cap_tokens, g->cap_seg);
+    if (rc == MS_OK) rc = alloc_scratch(g, c, g->cap_tokens);
     if (rc != MS_OK) {
         if (rc == MS_ERR_BACKEND) {
             size_t f2 = 0, t2 = 0;

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from export import check_with_transformers, export, file_sizes  # noqa: E402
-from mamba2 import Mamba2Config, Mamba2LM  # noqa: E402
-from trainer import add_args, base_config, seed_all, train  # noqa: E402
+from mamba2 import Mamba2LM  # noqa: E402
+from trainer import add_args, base_config, count_params, model_config, seed_all, train  # noqa: E402
 
 TOKEN_OFFSET = 7          # code c (A0 C1 G2 T3 N4) -> token c + 7
 ALPHABET = {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
@@ -58,10 +58,9 @@ def main():
 
     seed_all(a.seed)
     train_seq, val_seq = load(os.path.join(a.data, "train.npz")), load(os.path.join(a.data, "val.npz"))
-    cfg_m = Mamba2Config(hidden_size=a.d_model, num_hidden_layers=a.layers, state_size=a.d_state,
-                         head_dim=a.head_dim, vocab_size=16, chunk_size=64)
+    cfg_m = model_config(a)
     model = Mamba2LM(cfg_m).to(a.device)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = count_params(model)
     print(f"model: {n_params:,} parameters; train {len(train_seq):,} bp, val {len(val_seq):,} bp",
           flush=True)
 

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from export import export, file_sizes  # noqa: E402
-from mamba2 import Mamba2Classifier, Mamba2Config  # noqa: E402
-from trainer import add_args, base_config, seed_all, train  # noqa: E402
+from mamba2 import Mamba2Classifier  # noqa: E402
+from trainer import add_args, base_config, count_params, model_config, seed_all, train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IGNORE = -100
@@ -92,10 +92,9 @@ def main():
     mean_t, std_t = torch.from_numpy(mean).to(dev), torch.from_numpy(std).to(dev)
     gen = torch.Generator(device=dev).manual_seed(a.seed)
 
-    cfg_m = Mamba2Config(hidden_size=a.d_model, num_hidden_layers=a.layers, state_size=a.d_state,
-                         head_dim=a.head_dim, vocab_size=16, chunk_size=64)
+    cfg_m = model_config(a)
     model = Mamba2Classifier(cfg_m, n_mels, len(labels)).to(dev)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = count_params(model)
     print(f"model: {n_params:,} parameters; clips train {len(tr['label'])}, val "
           f"{len(va['label'])}, test {len(te['label'])}", flush=True)
 
