@@ -99,16 +99,18 @@ static void *out_main(void *arg)
             if (s->o->kind == OUT_HIDDEN) {
                 rc = ms_emit_hidden_add(s->emit, c->name->name, c->pos0, sc->hidden, c->n, c->last);
             } else {
-                if (c->first && rd->length > s->cap) {
+                const ms_score *scores = ms_scored_chunk_scores(sc); /* off the engine thread */
+                if (!scores) rc = MS_ERR_NOMEM;
+                if (rc == MS_OK && c->first && rd->length > s->cap) {
                     float *p = realloc(s->logp, sizeof(float) * rd->length);
                     if (p) { s->logp = p; s->cap = rd->length; } else rc = MS_ERR_NOMEM;
                 }
                 for (int j = 0; rc == MS_OK && j < c->n; j++) {
-                    s->sum += sc->scores[j].logp;
-                    s->logp[c->pos0 + j] = sc->scores[j].logp;
+                    s->sum += scores[j].logp;
+                    s->logp[c->pos0 + j] = scores[j].logp;
                 }
                 if (rc == MS_OK && s->o->kind == OUT_PER_BASE)
-                    rc = ms_sink_write(s->sink, c->name->name, sc->scores, c->n);
+                    rc = ms_sink_write(s->sink, c->name->name, scores, c->n);
                 if (rc == MS_OK && c->last) rc = finish_read(s, rd, c->name->name);
             }
             if (rc != MS_OK) {

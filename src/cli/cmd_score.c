@@ -38,15 +38,20 @@ static void *sink_main(void *arg)
     while ((sc = ms_ring_pop(s->in))) {
         ms_seq_chunk *c = sc->chunk;
         int n = c->n - c->n_warm;
+        ms_score *scores = NULL; /* scored here, off the engine thread */
+        if (s->status == MS_OK && !s->emit && !(scores = ms_scored_chunk_scores(sc))) {
+            ms_error("out of memory scoring %s", c->name->name);
+            s->status = MS_ERR_NOMEM;
+        }
         if (s->status == MS_OK && s->emit) {
             s->status = ms_emit_hidden_add(s->emit, c->name->name, c->pos0 + c->n_warm,
                                            sc->hidden + (size_t)c->n_warm * ms_emit_hidden_dim(s->emit),
                                            n, c->last);
         } else if (s->status == MS_OK && s->merge) {
             s->status = ms_strand_merge_write(s->merge, s->sink, c->name->name, c->segment,
-                                              sc->scores + c->n_warm, n, c->reverse, c->last);
+                                              scores + c->n_warm, n, c->reverse, c->last);
         } else if (s->status == MS_OK && n > 0) {
-            s->status = ms_sink_write(s->sink, c->name->name, sc->scores + c->n_warm, n);
+            s->status = ms_sink_write(s->sink, c->name->name, scores + c->n_warm, n);
         }
         if (s->status == MS_OK) s->written += n;
         else ms_ring_close(s->in); /* stop the engine early: the output is lost */

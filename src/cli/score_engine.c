@@ -14,7 +14,34 @@ void ms_scored_chunk_free(ms_scored_chunk *sc)
     ms_seq_chunk_free(sc->chunk);
     free(sc->scores);
     free(sc->hidden);
+    free(sc->logits);
     free(sc);
+}
+
+ms_score *ms_scored_chunk_scores(ms_scored_chunk *sc)
+{
+    static const int cols4[4] = {0, 1, 2, 3};
+    if (sc->scores || !sc->logits) return sc->scores;
+    const ms_seq_chunk *c = sc->chunk;
+    const int skip = sc->skip;
+    if (!(sc->scores = malloc(sizeof(ms_score) * (c->n ? (size_t)c->n : 1)))) return NULL;
+    /* Positions are independent: a long chunk's log-softmax, entropy and probabilities
+     * (double exp/log: 130 ns a position on a 2-core Xeon VM, ~0.6 s for E. coli 536's
+     * 4.9 Mbp) run on all cores. Same values at any thread count. */
+#pragma omp parallel for if (c->n >= 16384) schedule(static)
+    for (int j = 0; j < c->n; j++) {
+        ms_score *s = &sc->scores[j];
+        if (skip && j == 0) {
+            ms_score_uniform(c->bases[0], s);
+        } else {
+            ms_score_from_logits(sc->logits + (size_t)(j - skip) * 4, cols4, c->bases[j], s);
+            s->rule = (c->first && j == 0) ? 1 : 0;
+        }
+        s->pos = c->reverse ? c->pos0 - j : c->pos0 + j;
+    }
+    free(sc->logits);
+    sc->logits = NULL;
+    return sc->scores;
 }
 
 /* A pool of streams, one per segment in flight. */
@@ -98,38 +125,25 @@ static int consume_tokens(const token_map *tm, const ms_seq_chunk *c, int32_t *t
     return n;
 }
 
-/* The scored form of chunk i of a batch whose logits / hidden rows start at row0. */
+/* The scored form of chunk i of a batch whose logits / hidden rows start at row0: its
+ * hidden rows, or its logits rows to be scored by the consumer (ms_scored_chunk_scores). */
 static ms_scored_chunk *finish_chunk(const ms_score_engine_opts *o, const ms_model_info *info,
                                      ms_seq_chunk *c, int skip, const float *logits,
                                      const float *hidden, int row0)
 {
-    static const int cols4[4] = {0, 1, 2, 3};
     ms_scored_chunk *sc = calloc(1, sizeof *sc);
     if (!sc) return NULL;
     sc->chunk = c;
-    size_t n = c->n ? (size_t)c->n : 1;
-    if (o->hidden) {
-        size_t d = (size_t)info->d_model;
-        if (!(sc->hidden = malloc(sizeof(float) * n * d))) { free(sc); return NULL; }
-        if (c->n) memcpy(sc->hidden, hidden + (size_t)(row0 + skip) * d, sizeof(float) * c->n * d);
-        return sc;
-    }
-    if (!(sc->scores = malloc(sizeof(ms_score) * n))) { free(sc); return NULL; }
-    /* Positions are independent: a long chunk's log-softmax, entropy and probabilities
-     * (double exp/log: 130 ns a position on a 2-core Xeon VM, ~0.6 s for E. coli 536's
-     * 4.9 Mbp, where the GPU pipeline took 1.2 s in all) run on all cores, as this thread
-     * holds the next forward call back meanwhile. Same values at any thread count. */
-#pragma omp parallel for if (c->n >= 16384) schedule(static)
-    for (int j = 0; j < c->n; j++) {
-        ms_score *s = &sc->scores[j];
-        if (skip && j == 0) {
-            ms_score_uniform(c->bases[0], s);
-        } else {
-            ms_score_from_logits(logits + (size_t)(row0 + j - skip) * 4, cols4, c->bases[j], s);
-            s->rule = (c->first && j == 0) ? 1 : 0;
-        }
-        s->pos = c->reverse ? c->pos0 - j : c->pos0 + j;
-    }
+    sc->skip = skip;
+    const int r = o->hidden ? c->n : c->n - skip;
+    const size_t rows = r > 0 ? (size_t)r : 0;
+    const size_t w = o->hidden ? (size_t)info->d_model : 4;
+    float *dst = malloc(sizeof(float) * (rows ? rows : 1) * w);
+    if (!dst) { free(sc); return NULL; }
+    if (rows) memcpy(dst, (o->hidden ? hidden + (size_t)(row0 + skip) * w : logits + (size_t)row0 * w),
+                     sizeof(float) * rows * w);
+    if (o->hidden) sc->hidden = dst;
+    else sc->logits = dst;
     return sc;
 }
 
