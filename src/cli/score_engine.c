@@ -27,8 +27,10 @@ ms_score *ms_scored_chunk_scores(ms_scored_chunk *sc)
     if (!(sc->scores = malloc(sizeof(ms_score) * (c->n ? (size_t)c->n : 1)))) return NULL;
     /* Positions are independent: a long chunk's log-softmax, entropy and probabilities
      * (double exp/log: 130 ns a position on a 2-core Xeon VM, ~0.6 s for E. coli 536's
-     * 4.9 Mbp) run on all cores. Same values at any thread count. */
-#pragma omp parallel for if (c->n >= 16384) schedule(static)
+     * 4.9 Mbp) run on the sink's team of threads (the consumer is a sink's thread). Same
+     * values at any thread count. */
+    const int nt = ms_sink_threads();
+#pragma omp parallel for num_threads(nt) if (c->n >= 16384) schedule(static)
     for (int j = 0; j < c->n; j++) {
         ms_score *s = &sc->scores[j];
         if (skip && j == 0) {

@@ -85,6 +85,8 @@ static int text_threads(int parallel)
 #endif
 }
 
+int ms_sink_threads(void) { return text_threads(1); }
+
 int ms_sink_write_lines(ms_sink *s, const char *chrom, const ms_score *sc, int n,
                         ms_sink_line_fn line, int parallel)
 {

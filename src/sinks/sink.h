@@ -47,6 +47,13 @@ int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_s
 /* Scores of n consecutive-or-not positions of one chrom, ascending. A gap in positions
  * (regions) starts a new wig block. Returns 0 or MS_ERR_IO. */
 int ms_sink_write(ms_sink *s, const char *chrom, const ms_score *scores, int n);
+
+/* The OpenMP team size of a sink's parallel formatting (OpenMP's default, at most 8).
+ * Other parallel loops on the sink's thread use the same size: a thread whose regions
+ * change team size keeps the pool's extra threads spinning between regions (on the H200
+ * host, scoring on 16 and formatting on 8 threads burned 7 cores and halved the GPU's
+ * use). */
+int ms_sink_threads(void);
 /* Formatted text (MS_FMT_TEXT, or a header before a TSV's first position). Returns 0 or
  * MS_ERR_IO (logged once). */
 int ms_sink_printf(ms_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
