@@ -88,7 +88,7 @@ typedef struct {
     void *ssd_xs, *ssd_yi, *ssd_ys;  /* [Q][L][E] act */
     float *ssd_S;                    /* [Q][H][P][N] */
     void *ssd_hin;                   /* [Q][H][P][N] act */
-    void **ssd_ptrs;                 /* [3 Q G + 9 Q H] batched-product pointer tables */
+    void **ssd_ptrs;                 /* [9 Q G + 3 Q H] batched-product pointer tables */
     void *blas_ws;                   /* cuBLAS workspace (fixed: graph capture safe) */
 
     unsigned char *batch_dev, *batch_host; /* packed batch, device and pinned host */
@@ -361,7 +361,7 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
         {&g->ssd_ys, alias ? 0 : Q * L * E * e},
         {(void **)&g->ssd_S, Q * E * N * 4},
         {&g->ssd_hin, alias ? 0 : Q * E * N * e},
-        {(void **)&g->ssd_ptrs, (3 * Q * G + 9 * Q * H) * sizeof(void *)},
+        {(void **)&g->ssd_ptrs, (9 * Q * G + 3 * Q * H) * sizeof(void *)},
     };
     const int n = (int)(sizeof list / sizeof list[0]);
     _Static_assert(sizeof list / sizeof list[0] <= SCRATCH_MAX, "SCRATCH_MAX too small");
@@ -779,7 +779,9 @@ static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
     const ms_cu_ssd_args a = ssd_args(g, c, l);
     const int Q = bt->n_seg, L = a.L, N = a.N, P = a.P, E = a.E, ld = a.ldx;
     const int QG = Q * a.G, QH = Q * a.H;
-    void **p = g->ssd_ptrs, **p2 = p + 3 * (size_t)QG;
+    void **p = g->ssd_ptrs, **p2 = p + 3 * (size_t)QG, **p3 = p2 + 3 * (size_t)QH;
+    void **p4 = p3 + 3 * (size_t)QG;
+    const int EG = E / a.G; /* channels of one group's heads */
     int rc;
     CU_TRY(ms_cu_ssd_stage(1, &a, g->dt, bt, g->stream), "ssd dt/cumsum kernel");
     if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, L, L, N, p, ld, p + QG, ld, p + 2 * QG,
@@ -790,12 +792,13 @@ static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
                            g->cdt, E, QH, "ssd intra-chunk x")))
         return rc;
     CU_TRY(ms_cu_ssd_stage(5, &a, g->dt, bt, g->stream), "ssd decayed x kernel");
-    if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_T, N, P, L, p2 + 3 * QH, ld, p2 + 4 * QH, E,
-                           p2 + 5 * QH, CUDA_R_32F, N, QH, "ssd chunk states")))
+    /* stages 6 and 8 per (segment, group): its heads' E / G channels in one product */
+    if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_T, N, EG, L, p3, ld, p3 + QG, E, p3 + 2 * QG,
+                           CUDA_R_32F, N, QG, "ssd chunk states")))
         return rc;
     CU_TRY(ms_cu_ssd_stage(7, &a, g->dt, bt, g->stream), "ssd state passing kernel");
-    if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, P, L, N, p2 + 6 * QH, N, p2 + 7 * QH, ld,
-                           p2 + 8 * QH, g->cdt, E, QH, "ssd state output")))
+    if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, EG, L, N, p4, N, p4 + QG, ld, p4 + 2 * QG,
+                           g->cdt, E, QG, "ssd state output")))
         return rc;
     CU_TRY(ms_cu_ssd_stage(9, &a, g->dt, bt, g->stream), "ssd combine kernel");
     return MS_OK;

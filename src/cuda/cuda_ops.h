@@ -131,9 +131,11 @@ typedef struct {
 /* Elementwise stage 1, 3, 5, 7 or 9 of ssd_scan.cu (the even stages are cuBLAS products). */
 cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu_dtype dt,
                             const ms_cu_batch *bt, cudaStream_t stream);
-/* The pointer tables of the batched products, ptrs [3 Q G + 9 Q H]:
- *   [0, 3QG): stage 2's B, C, cb per (q, g); then stages 4 (x, m, yi), 6 (B, xs, S) and
- *   8 (hin, C, ys), three tables of QH each per stage, batch index q * H + h. */
+/* The pointer tables of the batched products, ptrs [9 Q G + 3 Q H]:
+ *   [0, 3QG): stage 2's B, C, cb per (q, g), batch index q * G + g;
+ *   [3QG, 3QG + 3QH): stage 4's x, m, yi per (q, h), batch index q * H + h;
+ *   then stage 6's B, xs, S and stage 8's hin, C, ys per (q, g), three tables of QG each:
+ *   those two products take all E / G channels of a group's heads at once. */
 cudaError_t ms_cu_ssd_ptrs(const ms_cu_ssd_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
                            void **ptrs, cudaStream_t stream);
 

@@ -228,28 +228,29 @@ __global__ void ssd_ptrs_kernel(ms_cu_ssd_args a, ms_cu_batch bt, void **p)
     const T *Brow = (const T *)a.B + (size_t)bt.seg_start[q] * a.ldbc;
     const T *Crow = (const T *)a.C + (size_t)bt.seg_start[q] * a.ldbc;
     const size_t QH = (size_t)Q * a.H, QG = (size_t)Q * a.G;
-    if (j < a.G) { /* GEMM 2: cb = B^T C per (q, g) */
-        const size_t b = (size_t)q * a.G + j;
+    if (j < a.G) {
+        const size_t b = (size_t)q * a.G + j, EG = (size_t)E / a.G;
+        /* GEMM 2: cb = B^T C per (q, g) */
         p[0 * QG + b] = (void *)(Brow + (size_t)j * N);
         p[1 * QG + b] = (void *)(Crow + (size_t)j * N);
         p[2 * QG + b] = (void *)(a.cb + b * L * L);
+        /* GEMM 6: S = B xs^T, the group's heads at once (S rows [q][c][n], c in the group) */
+        void **p3 = p + 3 * QG + 3 * QH, **p4 = p3 + 3 * QG;
+        p3[0 * QG + b] = (void *)(Brow + (size_t)j * N);
+        p3[1 * QG + b] = (void *)((T *)a.xs + (size_t)q * L * E + j * EG);
+        p3[2 * QG + b] = (void *)(a.S + ((size_t)q * E + j * EG) * N);
+        /* GEMM 8: ys = hin^T C, the same way */
+        p4[0 * QG + b] = (void *)((T *)a.hin + ((size_t)q * E + j * EG) * N);
+        p4[1 * QG + b] = (void *)(Crow + (size_t)j * N);
+        p4[2 * QG + b] = (void *)((T *)a.ys + (size_t)q * L * E + j * EG);
     }
     if (j < a.H) {
-        const int g = j / a.heads_per_group;
         const size_t b = (size_t)q * a.H + j;
         void **p2 = p + 3 * QG;
         /* GEMM 4: yi = x m */
         p2[0 * QH + b] = (void *)(xrow + (size_t)j * a.P);
         p2[1 * QH + b] = (void *)((T *)a.m + b * L * L);
         p2[2 * QH + b] = (void *)((T *)a.yi + (size_t)q * L * E + (size_t)j * a.P);
-        /* GEMM 6: S = B xs^T */
-        p2[3 * QH + b] = (void *)(Brow + (size_t)g * N);
-        p2[4 * QH + b] = (void *)((T *)a.xs + (size_t)q * L * E + (size_t)j * a.P);
-        p2[5 * QH + b] = (void *)(a.S + b * a.P * N);
-        /* GEMM 8: ys = hin^T C */
-        p2[6 * QH + b] = (void *)((T *)a.hin + b * a.P * N);
-        p2[7 * QH + b] = (void *)(Crow + (size_t)g * N);
-        p2[8 * QH + b] = (void *)((T *)a.ys + (size_t)q * L * E + (size_t)j * a.P);
     }
 }
 
