@@ -22,10 +22,11 @@
 //   4 GEMM         yi[q][t][hP + p] = sum_s m[t][s] x[s][hP + p]
 //   5 ssd_xs       xs[q][s][c] = s < n ? x_s d_s exp(cum_{n-1} - cum_s) : 0
 //                                                              Grid (L, Q), 256 threads
-//   6 GEMM         S[q][h][p][n] = sum_s xs[s][hP + p] B_s[n]  (float32 out)
+//   6 GEMM         S[q][h][p][n] = sum_s xs[s][hP + p] B_s[n]  (float32 out; per (q, g),
+//                                                              the group's heads at once)
 //   7 ssd_pass     per chunk, over its segments in order: hin[q] = h; h = exp(cum_{n-1}) h
 //                  + S[q]; the stream state gets the last h. Grid (ceil(E N / 256), chunks)
-//   8 GEMM         ys[q][t][hP + p] = sum_n hin[q][h][p][n] C_t[n]
+//   8 GEMM         ys[q][t][hP + p] = sum_n hin[q][h][p][n] C_t[n]   (per (q, g))
 //   9 ssd_combine  y[t0 + t][c] = yi + exp(cum_t) ys + D[h] x   Grid (L, Q), 256 threads
 // Stages 3, 5 and 9 give a thread V adjacent elements: V = 8 (the vector forms, for L, P
 // and E multiples of 8 and rows 16-byte aligned: the usual shapes) with 16-byte loads and
