@@ -316,6 +316,20 @@ static int ssd_alias(const ms_config *c, size_t L)
     return (size_t)c->head_dim * ((size_t)c->d_state + L) <= L * L;
 }
 
+/* Two more buffers that live in others' bytes when they fit (one stream at 65,536 tokens
+ * of the reference models: 0.3 GB): hs, a layer's normed input, read only by in_proj and
+ * the head, in y, which the layer writes later (the scan) and the next norm finds consumed
+ * by out_proj; hidden, the final norm's float32 output read back after the forward, in
+ * proj, which nothing reads after the last layer. */
+static int hs_in_y(const ms_config *c)
+{
+    return c->d_inner >= c->d_model; /* same element type: [T][D] in [T][E] */
+}
+static int hidden_in_proj(const ms_config *c, size_t esz)
+{
+    return (size_t)ms_in_proj_rows(c) * esz >= (size_t)c->d_model * sizeof(float);
+}
+
 /* One scratch buffer: where its device pointer goes, and its bytes (0: not allocated). */
 typedef struct {
     void **p;
@@ -337,7 +351,7 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
     const int alias = m2 && ssd_alias(c, L);
     const scratch_buf list[] = {
         {(void **)&g->resid, T * D * 4},
-        {&g->hs, T * D * e},
+        {&g->hs, hs_in_y(c) ? 0 : T * D * e},
         {&g->proj, T * (size_t)ms_in_proj_rows(c) * e},
         /* + L rows: the SSD products read up to L - 1 rows past a segment (zeroed when allocated) */
         {&g->xc, (T + (m2 ? L : 0)) * (size_t)ms_conv_dim(c) * e},
@@ -345,7 +359,7 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
         {&g->dtb, c->arch == MS_ARCH_MAMBA1 ? T * E * e : 0},
         {&g->y, T * E * e},
         {(void **)&g->logits, T * V * 4},
-        {(void **)&g->hidden, T * D * 4},
+        {(void **)&g->hidden, hidden_in_proj(c, e) ? 0 : T * D * 4},
         {&g->head_sel, V * D * e},
         {(void **)&g->head_sel_b, g->head_b ? V * 4 : 0},
         {(void **)&g->ws_h, (size_t)g->cap_slots * E * N * 4},
@@ -382,6 +396,8 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
         /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
         if (b[i].n) CU_TRY(zero_sync(g, *b[i].p, b[i].n), "cudaMemset (scratch)");
     }
+    if (hs_in_y(c)) g->hs = g->y;
+    if (hidden_in_proj(c, g->esz)) g->hidden = (float *)g->proj;
     if (c->arch == MS_ARCH_MAMBA2 && ssd_alias(c, g->seg_len)) {
         g->ssd_xs = g->ssd_hin = g->ssd_m;
         g->ssd_ys = (char *)g->ssd_m + (size_t)g->cap_seg * c->d_inner * c->d_state * g->esz;
