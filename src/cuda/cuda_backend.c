@@ -85,7 +85,8 @@ typedef struct {
     float *ssd_dt, *ssd_cum;         /* [Q][H][L] */
     float *ssd_cb;                   /* [Q][G][L][L] */
     void *ssd_m;                     /* [Q][H][L][L] act */
-    void *ssd_xs, *ssd_yi, *ssd_ys;  /* [Q][L][E] act */
+    void *ssd_xs, *ssd_yi, *ssd_ys;  /* [Q][L][E] act (yi: rows of ssd_ldyi) */
+    int ssd_ldyi;
     float *ssd_S;                    /* [Q][H][P][N] */
     void *ssd_hin;                   /* [Q][H][P][N] act */
     void **ssd_ptrs;                 /* [9 Q G + 3 Q H] batched-product pointer tables */
@@ -330,6 +331,21 @@ static int hidden_in_proj(const ms_config *c, size_t esz)
     return (size_t)ms_in_proj_rows(c) * esz >= (size_t)c->d_model * sizeof(float);
 }
 
+/* Mamba-2's SSD: yi (stage 4 to 9) in in_proj's xBC columns, which the conv has consumed
+ * by then (z before them and dt after them stay live), as rows of in_proj's width; proj
+ * then needs Q L rows instead of T. Taken where that costs less than yi's own [Q L][E]
+ * (one long stream: 0.2 GB less at 65,536 tokens; not many short reads). cb (stage 2 to
+ * 3) in S's bytes (stage 6 to 7) where it fits. */
+static int yi_in_proj(const ms_config *c, size_t T, size_t QL)
+{
+    return QL >= T && (QL - T) * (size_t)ms_in_proj_rows(c) < QL * (size_t)c->d_inner &&
+           ms_conv_dim(c) >= c->d_inner;
+}
+static int cb_in_S(const ms_config *c, size_t L)
+{
+    return (size_t)c->d_inner * c->d_state >= (size_t)c->n_groups * L * L;
+}
+
 /* One scratch buffer: where its device pointer goes, and its bytes (0: not allocated). */
 typedef struct {
     void **p;
@@ -349,10 +365,11 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
     const size_t Q = m2 ? (size_t)g->cap_seg : 0, L = g->seg_len;
     const size_t H = c->n_heads, G = c->n_groups;
     const int alias = m2 && ssd_alias(c, L);
+    const int yi_p = m2 && yi_in_proj(c, T, Q * L), cb_s = m2 && cb_in_S(c, L);
     const scratch_buf list[] = {
         {(void **)&g->resid, T * D * 4},
         {&g->hs, hs_in_y(c) ? 0 : T * D * e},
-        {&g->proj, T * (size_t)ms_in_proj_rows(c) * e},
+        {&g->proj, (yi_p ? Q * L : T) * (size_t)ms_in_proj_rows(c) * e},
         /* + L rows: the SSD products read up to L - 1 rows past a segment (zeroed when allocated) */
         {&g->xc, (T + (m2 ? L : 0)) * (size_t)ms_conv_dim(c) * e},
         {&g->xdbl, c->arch == MS_ARCH_MAMBA1 ? T * (size_t)(c->dt_rank + 2 * N) * e : 0},
@@ -368,10 +385,10 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
         {(void **)&g->batch_dev, g->batch_cap},
         {(void **)&g->ssd_dt, Q * H * L * 4},
         {(void **)&g->ssd_cum, Q * H * L * 4},
-        {(void **)&g->ssd_cb, Q * G * L * L * 4},
+        {(void **)&g->ssd_cb, cb_s ? 0 : Q * G * L * L * 4},
         {&g->ssd_m, Q * H * L * L * e},
         {&g->ssd_xs, alias ? 0 : Q * L * E * e},
-        {&g->ssd_yi, Q * L * E * e},
+        {&g->ssd_yi, yi_p ? 0 : Q * L * E * e},
         {&g->ssd_ys, alias ? 0 : Q * L * E * e},
         {(void **)&g->ssd_S, Q * E * N * 4},
         {&g->ssd_hin, alias ? 0 : Q * E * N * e},
@@ -398,6 +415,15 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
     }
     if (hs_in_y(c)) g->hs = g->y;
     if (hidden_in_proj(c, g->esz)) g->hidden = (float *)g->proj;
+    g->ssd_ldyi = c->d_inner;
+    if (c->arch == MS_ARCH_MAMBA2) {
+        const size_t QL = (size_t)g->cap_seg * g->seg_len;
+        if (yi_in_proj(c, (size_t)T, QL)) {
+            g->ssd_yi = (char *)g->proj + (size_t)c->d_inner * g->esz; /* xBC's first column */
+            g->ssd_ldyi = ms_in_proj_rows(c);
+        }
+        if (cb_in_S(c, g->seg_len)) g->ssd_cb = g->ssd_S;
+    }
     if (c->arch == MS_ARCH_MAMBA2 && ssd_alias(c, g->seg_len)) {
         g->ssd_xs = g->ssd_hin = g->ssd_m;
         g->ssd_ys = (char *)g->ssd_m + (size_t)g->cap_seg * c->d_inner * c->d_state * g->esz;
@@ -785,6 +811,7 @@ static ms_cu_ssd_args ssd_args(cu_ctx *g, const ms_config *c, int l)
         .state_off = layer_state_off(c, l) + ms_conv_state_floats(c),
         .dt = g->ssd_dt, .cum = g->ssd_cum, .cb = g->ssd_cb, .S = g->ssd_S, .m = g->ssd_m,
         .xs = g->ssd_xs, .yi = g->ssd_yi, .ys = g->ssd_ys, .hin = g->ssd_hin,
+        .ldyi = g->ssd_ldyi,
     };
 }
 
@@ -805,7 +832,7 @@ static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
         return rc;
     CU_TRY(ms_cu_ssd_stage(3, &a, g->dt, bt, g->stream), "ssd mask kernel");
     if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_N, P, L, L, p2, ld, p2 + QH, L, p2 + 2 * QH,
-                           g->cdt, E, QH, "ssd intra-chunk x")))
+                           g->cdt, a.ldyi, QH, "ssd intra-chunk x")))
         return rc;
     CU_TRY(ms_cu_ssd_stage(5, &a, g->dt, bt, g->stream), "ssd decayed x kernel");
     /* stages 6 and 8 per (segment, group): its heads' E / G channels in one product */

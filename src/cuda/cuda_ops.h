@@ -113,7 +113,8 @@ cudaError_t ms_cu_decode_m2_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const
 /* Mamba-2's scan in the SSD chunked form (ssd_scan.cu): segments of the batch are the SSD
  * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg):
  *   dt, cum float [Q][H][L];  cb float [Q][G][L][L];  m act [Q][H][L][L];
- *   xs, yi, ys act [Q][L][E];  S float [Q][H][P][N];  hin act [Q][H][P][N].
+ *   xs, ys act [Q][L][E];  yi act [Q][L] rows of ldyi;  S float [Q][H][P][N];
+ *   hin act [Q][H][P][N].
  * x, B, C are read up to L - 1 rows past a segment's end (rows that must hold finite
  * values: the caller keeps L spare rows, zeroed once, after its token rows). */
 typedef struct {
@@ -127,6 +128,7 @@ typedef struct {
     size_t state_off;             /* layer offset (floats) of the SSM state in a state block */
     float *dt, *cum, *cb, *S;
     void *m, *xs, *yi, *ys, *hin;
+    int ldyi;                     /* yi's row stride (E, or in_proj's width where yi lives there) */
 } ms_cu_ssd_args;
 /* Elementwise stage 1, 3, 5, 7 or 9 of ssd_scan.cu (the even stages are cuBLAS products). */
 cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu_dtype dt,

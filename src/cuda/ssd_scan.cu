@@ -180,7 +180,7 @@ __global__ void ssd_combine_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
     const int t0 = bt.seg_start[q], n = bt.seg_n[q];
     if (t >= n) return;
     const T *x = (const T *)a.x + (size_t)(t0 + t) * a.ldx;
-    const T *yi = (const T *)a.yi + ((size_t)q * L + t) * a.E;
+    const T *yi = (const T *)a.yi + ((size_t)q * L + t) * a.ldyi;
     const T *ys = (const T *)a.ys + ((size_t)q * L + t) * a.E;
     T *y = (T *)a.y + (size_t)(t0 + t) * a.ldy;
     for (int c0 = threadIdx.x * V; c0 < a.E; c0 += blockDim.x * V) {
@@ -209,6 +209,7 @@ static bool ssd_vec_ok(const ms_cu_ssd_args *a, size_t esz)
            (uintptr_t)a->x % al == 0 && ((size_t)a->ldx * esz) % al == 0 &&
            (uintptr_t)a->y % al == 0 && ((size_t)a->ldy * esz) % al == 0 &&
            (uintptr_t)a->xs % al == 0 && (uintptr_t)a->yi % al == 0 &&
+           ((size_t)a->ldyi * esz) % al == 0 &&
            (uintptr_t)a->ys % al == 0 && (uintptr_t)a->m % al == 0 && (uintptr_t)a->cb % al == 0;
 }
 
@@ -251,7 +252,7 @@ __global__ void ssd_ptrs_kernel(ms_cu_ssd_args a, ms_cu_batch bt, void **p)
         /* GEMM 4: yi = x m */
         p2[0 * QH + b] = (void *)(xrow + (size_t)j * a.P);
         p2[1 * QH + b] = (void *)((T *)a.m + b * L * L);
-        p2[2 * QH + b] = (void *)((T *)a.yi + (size_t)q * L * E + (size_t)j * a.P);
+        p2[2 * QH + b] = (void *)((T *)a.yi + (size_t)q * L * a.ldyi + (size_t)j * a.P);
     }
 }
 
@@ -259,7 +260,7 @@ static cudaError_t ssd_check(const ms_cu_ssd_args *a, const ms_cu_batch *bt)
 {
     /* prep keeps L / 32 tokens per lane; mask stages cum and dt of a segment in shared memory */
     if (a->L < 1 || a->L > 1024 || a->P < 1 || a->H < 1 || a->G < 1 || a->H % a->G ||
-        a->heads_per_group != a->H / a->G || a->E != a->H * a->P || a->N < 1)
+        a->heads_per_group != a->H / a->G || a->E != a->H * a->P || a->N < 1 || a->ldyi < a->E)
         return cudaErrorInvalidValue;
     if (bt->n_chunks > 65535 || bt->n_seg > 65535) return cudaErrorInvalidValue; /* grid y */
     return cudaSuccess;
