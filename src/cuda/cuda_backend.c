@@ -346,17 +346,22 @@ static int cb_in_S(const ms_config *c, size_t L)
     return (size_t)c->d_inner * c->d_state >= (size_t)c->n_groups * L * L;
 }
 
-/* One scratch buffer: where its device pointer goes, and its bytes (0: not allocated). */
+/* One scratch buffer: where its device pointer goes, and either its own bytes (n; 0: not
+ * allocated) or the buffer it lives in (in, a pointer set earlier in the list's allocation)
+ * and the byte offset there. Each placement is decided once, in scratch_plan's list. */
 typedef struct {
     void **p;
     size_t n;
+    void **in;
+    size_t off;
 } scratch_buf;
 #define SCRATCH_MAX 32
 
 /* The scratch of a context of T tokens per call (the batch caps in g already set): the
- * buffers into b[SCRATCH_MAX], their count returned, their bytes summed into *total. The
- * fit check (before the weights are up: classifier.bias's V floats then count as 0) and
- * alloc_scratch read the same list. */
+ * buffers into b[SCRATCH_MAX], their count returned, their bytes summed into *total, and
+ * g->ssd_ldyi (yi's row stride, which follows yi's placement). The fit check (before the
+ * weights are up: classifier.bias's V floats then count as 0) and alloc_scratch read the
+ * same list. */
 static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b, size_t *total)
 {
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = g->n_out;
@@ -364,36 +369,46 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
     const int m2 = c->arch == MS_ARCH_MAMBA2;
     const size_t Q = m2 ? (size_t)g->cap_seg : 0, L = g->seg_len;
     const size_t H = c->n_heads, G = c->n_groups;
+    const size_t W = (size_t)ms_in_proj_rows(c);
     const int alias = m2 && ssd_alias(c, L);
     const int yi_p = m2 && yi_in_proj(c, T, Q * L), cb_s = m2 && cb_in_S(c, L);
+    g->ssd_ldyi = yi_p ? (int)W : c->d_inner;
+    /* {pointer, own bytes} or {pointer, 0, lives in, at byte offset} */
+#define OWN(ptr, bytes) {(void **)(ptr), (bytes), NULL, 0}
+#define IN(ptr, host, off) {(void **)(ptr), 0, (void **)(host), (off)}
+#define OWN_OR_IN(cond, ptr, bytes, host, off) \
+    ((cond) ? (scratch_buf)IN(ptr, host, off) : (scratch_buf)OWN(ptr, bytes))
     const scratch_buf list[] = {
-        {(void **)&g->resid, T * D * 4},
-        {&g->hs, hs_in_y(c) ? 0 : T * D * e},
-        {&g->proj, (yi_p ? Q * L : T) * (size_t)ms_in_proj_rows(c) * e},
+        OWN(&g->resid, T * D * 4),
+        OWN(&g->y, T * E * e),
+        OWN_OR_IN(hs_in_y(c), &g->hs, T * D * e, &g->y, 0),
+        OWN(&g->proj, (yi_p ? Q * L : T) * W * e),
         /* + L rows: the SSD products read up to L - 1 rows past a segment (zeroed when allocated) */
-        {&g->xc, (T + (m2 ? L : 0)) * (size_t)ms_conv_dim(c) * e},
-        {&g->xdbl, c->arch == MS_ARCH_MAMBA1 ? T * (size_t)(c->dt_rank + 2 * N) * e : 0},
-        {&g->dtb, c->arch == MS_ARCH_MAMBA1 ? T * E * e : 0},
-        {&g->y, T * E * e},
-        {(void **)&g->logits, T * V * 4},
-        {(void **)&g->hidden, hidden_in_proj(c, e) ? 0 : T * D * 4},
-        {&g->head_sel, V * D * e},
-        {(void **)&g->head_sel_b, g->head_b ? V * 4 : 0},
-        {(void **)&g->ws_h, (size_t)g->cap_slots * E * N * 4},
-        {(void **)&g->ws_dtsum, (size_t)g->cap_slots * E * 4},
-        {&g->blas_ws, (size_t)32 << 20},
-        {(void **)&g->batch_dev, g->batch_cap},
-        {(void **)&g->ssd_dt, Q * H * L * 4},
-        {(void **)&g->ssd_cum, Q * H * L * 4},
-        {(void **)&g->ssd_cb, cb_s ? 0 : Q * G * L * L * 4},
-        {&g->ssd_m, Q * H * L * L * e},
-        {&g->ssd_xs, alias ? 0 : Q * L * E * e},
-        {&g->ssd_yi, yi_p ? 0 : Q * L * E * e},
-        {&g->ssd_ys, alias ? 0 : Q * L * E * e},
-        {(void **)&g->ssd_S, Q * E * N * 4},
-        {&g->ssd_hin, alias ? 0 : Q * E * N * e},
-        {(void **)&g->ssd_ptrs, (9 * Q * G + 3 * Q * H) * sizeof(void *)},
+        OWN(&g->xc, (T + (m2 ? L : 0)) * (size_t)ms_conv_dim(c) * e),
+        OWN(&g->xdbl, c->arch == MS_ARCH_MAMBA1 ? T * (size_t)(c->dt_rank + 2 * N) * e : 0),
+        OWN(&g->dtb, c->arch == MS_ARCH_MAMBA1 ? T * E * e : 0),
+        OWN(&g->logits, T * V * 4),
+        OWN_OR_IN(hidden_in_proj(c, e), &g->hidden, T * D * 4, &g->proj, 0),
+        OWN(&g->head_sel, V * D * e),
+        OWN(&g->head_sel_b, g->head_b ? V * 4 : 0),
+        OWN(&g->ws_h, (size_t)g->cap_slots * E * N * 4),
+        OWN(&g->ws_dtsum, (size_t)g->cap_slots * E * 4),
+        OWN(&g->blas_ws, (size_t)32 << 20),
+        OWN(&g->batch_dev, g->batch_cap),
+        OWN(&g->ssd_dt, Q * H * L * 4),
+        OWN(&g->ssd_cum, Q * H * L * 4),
+        OWN(&g->ssd_S, Q * E * N * 4),
+        OWN_OR_IN(cb_s, &g->ssd_cb, Q * G * L * L * 4, &g->ssd_S, 0),
+        OWN(&g->ssd_m, Q * H * L * L * e),
+        OWN_OR_IN(alias, &g->ssd_xs, Q * L * E * e, &g->ssd_m, 0),
+        OWN_OR_IN(alias, &g->ssd_hin, Q * E * N * e, &g->ssd_m, 0),
+        OWN_OR_IN(alias, &g->ssd_ys, Q * L * E * e, &g->ssd_m, Q * E * N * e),
+        OWN_OR_IN(yi_p, &g->ssd_yi, Q * L * E * e, &g->proj, E * e), /* xBC's first column */
+        OWN(&g->ssd_ptrs, (9 * Q * G + 3 * Q * H) * sizeof(void *)),
     };
+#undef OWN
+#undef IN
+#undef OWN_OR_IN
     const int n = (int)(sizeof list / sizeof list[0]);
     _Static_assert(sizeof list / sizeof list[0] <= SCRATCH_MAX, "SCRATCH_MAX too small");
     *total = 0;
@@ -404,30 +419,19 @@ static int scratch_plan(cu_ctx *g, const ms_config *c, size_t T, scratch_buf *b,
     return n;
 }
 
+/* Allocates the plan's own buffers (zeroed), then points each placed one into its host. */
 static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
 {
     scratch_buf b[SCRATCH_MAX];
     const int n = scratch_plan(g, c, (size_t)T, b, &g->scratch_bytes);
     for (int i = 0; i < n; i++) {
+        if (b[i].in) continue;
         if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
         /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
         if (b[i].n) CU_TRY(zero_sync(g, *b[i].p, b[i].n), "cudaMemset (scratch)");
     }
-    if (hs_in_y(c)) g->hs = g->y;
-    if (hidden_in_proj(c, g->esz)) g->hidden = (float *)g->proj;
-    g->ssd_ldyi = c->d_inner;
-    if (c->arch == MS_ARCH_MAMBA2) {
-        const size_t QL = (size_t)g->cap_seg * g->seg_len;
-        if (yi_in_proj(c, (size_t)T, QL)) {
-            g->ssd_yi = (char *)g->proj + (size_t)c->d_inner * g->esz; /* xBC's first column */
-            g->ssd_ldyi = ms_in_proj_rows(c);
-        }
-        if (cb_in_S(c, g->seg_len)) g->ssd_cb = g->ssd_S;
-    }
-    if (c->arch == MS_ARCH_MAMBA2 && ssd_alias(c, g->seg_len)) {
-        g->ssd_xs = g->ssd_hin = g->ssd_m;
-        g->ssd_ys = (char *)g->ssd_m + (size_t)g->cap_seg * c->d_inner * c->d_state * g->esz;
-    }
+    for (int i = 0; i < n; i++)
+        if (b[i].in) *b[i].p = (char *)*b[i].in + b[i].off;
     return MS_OK;
 }
 

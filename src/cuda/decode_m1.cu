@@ -192,20 +192,14 @@ extern "C" cudaError_t ms_cu_decode_conv(void *xc, int ldo, const void *x, int l
     return cudaGetLastError();
 }
 
-template <typename X, int LPC, int NV>
-static void launch_scan4(const ms_cu_decode_m1_args *a, const ms_cu_batch *bt, cudaStream_t stream)
+/* Launches one of the scan kernels (both take the same arguments), LPC lanes per channel:
+ * blocks of 128 threads over the channels, one grid row per stream. */
+template <typename X, typename Kernel>
+static void launch_scan(Kernel kernel, int lpc, const ms_cu_decode_m1_args *a, const ms_cu_batch *bt,
+                        cudaStream_t stream)
 {
-    dim3 grid((unsigned)(((size_t)a->E * LPC + 127) / 128), bt->n_chunks);
-    decode_m1_scan4_kernel<X, LPC, NV><<<grid, 128, sizeof(float) * (a->R + 2 * a->N), stream>>>(
-        (X *)a->y, (const X *)a->xc, (const X *)a->xdbl, (const X *)a->xz, a->ldp, *bt, a->ssm_off,
-        (const X *)a->dt_proj_w, a->dt_bias, a->A, a->D, a->E, a->N, a->R);
-}
-
-template <typename X, int LPC, int NPER>
-static void launch_scan(const ms_cu_decode_m1_args *a, const ms_cu_batch *bt, cudaStream_t stream)
-{
-    dim3 grid((unsigned)(((size_t)a->E * LPC + 127) / 128), bt->n_chunks);
-    decode_m1_scan_kernel<X, LPC, NPER><<<grid, 128, sizeof(float) * (a->R + 2 * a->N), stream>>>(
+    dim3 grid((unsigned)(((size_t)a->E * lpc + 127) / 128), bt->n_chunks);
+    kernel<<<grid, 128, sizeof(float) * (a->R + 2 * a->N), stream>>>(
         (X *)a->y, (const X *)a->xc, (const X *)a->xdbl, (const X *)a->xz, a->ldp, *bt, a->ssm_off,
         (const X *)a->dt_proj_w, a->dt_bias, a->A, a->D, a->E, a->N, a->R);
 }
@@ -221,20 +215,20 @@ extern "C" cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu
     const bool vec = N % 4 == 0 && a->ssm_off % 4 == 0;
     if (vec) {
         MS_DISPATCH(dt, X, {
-            if (N <= 16) launch_scan4<X, 4, 1>(a, bt, stream);
-            else if (N <= 32) launch_scan4<X, 8, 1>(a, bt, stream);
-            else if (N <= 64) launch_scan4<X, 16, 1>(a, bt, stream);
-            else if (N <= 128) launch_scan4<X, 32, 1>(a, bt, stream);
-            else launch_scan4<X, 32, 2>(a, bt, stream);
+            if (N <= 16) launch_scan<X>(decode_m1_scan4_kernel<X, 4, 1>, 4, a, bt, stream);
+            else if (N <= 32) launch_scan<X>(decode_m1_scan4_kernel<X, 8, 1>, 8, a, bt, stream);
+            else if (N <= 64) launch_scan<X>(decode_m1_scan4_kernel<X, 16, 1>, 16, a, bt, stream);
+            else if (N <= 128) launch_scan<X>(decode_m1_scan4_kernel<X, 32, 1>, 32, a, bt, stream);
+            else launch_scan<X>(decode_m1_scan4_kernel<X, 32, 2>, 32, a, bt, stream);
         });
         return cudaGetLastError();
     }
     MS_DISPATCH(dt, X, {
-        if (N <= 16) launch_scan<X, 16, 1>(a, bt, stream);
-        else if (N <= 32) launch_scan<X, 32, 1>(a, bt, stream);
-        else if (N <= 64) launch_scan<X, 32, 2>(a, bt, stream);
-        else if (N <= 128) launch_scan<X, 32, 4>(a, bt, stream);
-        else launch_scan<X, 32, 8>(a, bt, stream);
+        if (N <= 16) launch_scan<X>(decode_m1_scan_kernel<X, 16, 1>, 16, a, bt, stream);
+        else if (N <= 32) launch_scan<X>(decode_m1_scan_kernel<X, 32, 1>, 32, a, bt, stream);
+        else if (N <= 64) launch_scan<X>(decode_m1_scan_kernel<X, 32, 2>, 32, a, bt, stream);
+        else if (N <= 128) launch_scan<X>(decode_m1_scan_kernel<X, 32, 4>, 32, a, bt, stream);
+        else launch_scan<X>(decode_m1_scan_kernel<X, 32, 8>, 32, a, bt, stream);
     });
     return cudaGetLastError();
 }
