@@ -13,6 +13,8 @@ template <typename T>
 __global__ void add_norm_kernel(T *out, float *out_f32, float *resid, const float *delta_bias,
                                 const float *w, const float *b, float eps, int rms, int D)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     __shared__ float sh[32];
     const int t = blockIdx.x;
     float *r = resid + (size_t)t * D;
@@ -45,6 +47,8 @@ template <typename T>
 __global__ void add_norm_vec_kernel(T *out, float *out_f32, float *resid, const float *delta_bias,
                                     const float *w, const float *b, float eps, int rms, int D)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     __shared__ float sh[32];
     const int t = blockIdx.x, i0 = threadIdx.x * 8;
     const bool live = i0 < D;
@@ -90,11 +94,10 @@ extern "C" cudaError_t ms_cu_add_norm(void *out, ms_cu_dtype dt, float *out_f32,
                      (!delta_bias || (uintptr_t)delta_bias % al == 0) && (!b || (uintptr_t)b % al == 0);
     MS_DISPATCH(dt, E, {
         if (vec)
-            add_norm_vec_kernel<E><<<T, (D / 8 + 31) / 32 * 32, 0, stream>>>(
-                (E *)out, out_f32, resid, delta_bias, w, b, eps, rms, D);
-        else
-            add_norm_kernel<E><<<T, 256, 0, stream>>>((E *)out, out_f32, resid, delta_bias, w, b,
-                                                      eps, rms, D);
+            return ms_launch(add_norm_vec_kernel<E>, T, (D / 8 + 31) / 32 * 32, 0, stream,
+                             (E *)out, out_f32, resid, delta_bias, w, b, eps, rms, D);
+        return ms_launch(add_norm_kernel<E>, T, 256, 0, stream, (E *)out, out_f32, resid,
+                         delta_bias, w, b, eps, rms, D);
     });
-    return cudaGetLastError();
+    return cudaSuccess;
 }

@@ -5,6 +5,8 @@
 template <typename T>
 __global__ void bias_add_kernel(T *x, int ldx, const float *bias, int n)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     T *r = x + (size_t)blockIdx.x * ldx;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ms_st(r + i, ms_ld(r + i) + bias[i]);
 }
@@ -13,6 +15,7 @@ extern "C" cudaError_t ms_cu_bias_add(void *x, ms_cu_dtype dt, int ldx, const fl
                                       int n, cudaStream_t stream)
 {
     if (T <= 0) return cudaSuccess;
-    MS_DISPATCH(dt, E, bias_add_kernel<E><<<T, 256, 0, stream>>>((E *)x, ldx, bias, n));
-    return cudaGetLastError();
+    MS_DISPATCH(dt, E,
+                return ms_launch(bias_add_kernel<E>, T, 256, 0, stream, (E *)x, ldx, bias, n));
+    return cudaSuccess;
 }

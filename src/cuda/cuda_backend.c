@@ -105,6 +105,7 @@ typedef struct {
     int use_graphs;
     int fused_decode;                /* one-token chunks through decode_m1.cu */
     int gemv;                        /* one-token products through gemv.cu */
+    int pdl;                         /* decode calls' kernels by programmatic dependent launch */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -485,6 +486,8 @@ static int cu_init(ms_ctx *ctx)
     g->fused_decode = !(fenv && !strcmp(fenv, "0"));
     const char *venv = getenv("MS_CUDA_GEMV"); /* 0: cuBLAS for every product (comparison) */
     g->gemv = !(venv && !strcmp(venv, "0"));
+    const char *penv = getenv("MS_CUDA_PDL"); /* 0: decode kernels launched plainly (comparison) */
+    g->pdl = !(penv && !strcmp(penv, "0")) && ms_cu_pdl_supported();
     g->cap_tokens = p->max_tokens;
     g->cap_streams = p->max_streams;
     g->seg_len = seg_len_for(c);
@@ -970,6 +973,49 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
 /* Graphs only for small batches (launch-bound); large ones gain nothing from a replay. */
 #define GRAPH_MAX_TOKENS 4096
 
+/* Enqueue the forward: directly, or as a replay of the graph captured for the batch's
+ * shape (captured again when the shape changes). */
+static int launch_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, size_t nb,
+                          const int32_t *tokens_dev, const float *feat_dev,
+                          const int32_t *cols_dev, int T, int use_ssd, int has_cols, int n_cols,
+                          int want_logits, int want_hidden)
+{
+    if (!g->use_graphs || T > GRAPH_MAX_TOKENS)
+        return enqueue_forward(g, c, bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd, has_cols,
+                               n_cols, want_logits, want_hidden);
+    /* everything a kernel argument or the batch layout depends on */
+    const int key[10] = {bt->n_chunks, T, bt->n_seg, bt->n_slots, bt->multi, use_ssd,
+                         has_cols, n_cols, want_logits, want_hidden};
+    if (!g->graph || memcmp(key, g->graph_key, sizeof key)) {
+        if (g->graph) {
+            cudaGraphExecDestroy(g->graph);
+            g->graph = NULL;
+        }
+        cudaGraph_t graph = NULL;
+        CU_TRY(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal),
+               "cudaStreamBeginCapture");
+        const int rc = enqueue_forward(g, c, bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd,
+                                       has_cols, n_cols, want_logits, want_hidden);
+        cudaError_t e = cudaStreamEndCapture(g->stream, &graph);
+        if (rc || e != cudaSuccess) {
+            if (graph) cudaGraphDestroy(graph);
+            cudaGetLastError();
+            if (!rc) ms_error("cuda backend: graph capture failed: %s", cudaGetErrorString(e));
+            return rc ? rc : MS_ERR_BACKEND;
+        }
+        e = cudaGraphInstantiate(&g->graph, graph, 0);
+        cudaGraphDestroy(graph);
+        if (e != cudaSuccess) {
+            g->graph = NULL;
+            ms_error("cuda backend: cudaGraphInstantiate failed: %s", cudaGetErrorString(e));
+            return MS_ERR_BACKEND;
+        }
+        memcpy(g->graph_key, key, sizeof key);
+    }
+    CU_TRY(cudaGraphLaunch(g->graph, g->stream), "cudaGraphLaunch");
+    return MS_OK;
+}
+
 static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int *cols,
                       int n_cols, float *logits, float *hidden)
 {
@@ -986,42 +1032,13 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
                          &cols_dev, &T, &use_ssd, &nb)))
         return rc;
     const int has_cols = cols != NULL, n_out = cols ? n_cols : g->n_out;
-    if (!g->use_graphs || T > GRAPH_MAX_TOKENS) {
-        rc = enqueue_forward(g, c, &bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd, has_cols,
-                             n_cols, logits != NULL, hidden != NULL);
-        if (rc) return rc;
-    } else {
-        /* everything a kernel argument or the batch layout depends on */
-        const int key[10] = {n_chunks, T, bt.n_seg, bt.n_slots, bt.multi, use_ssd, has_cols,
-                             n_cols, logits != NULL, hidden != NULL};
-        if (!g->graph || memcmp(key, g->graph_key, sizeof key)) {
-            if (g->graph) {
-                cudaGraphExecDestroy(g->graph);
-                g->graph = NULL;
-            }
-            cudaGraph_t graph = NULL;
-            CU_TRY(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal),
-                   "cudaStreamBeginCapture");
-            rc = enqueue_forward(g, c, &bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd,
-                                 has_cols, n_cols, logits != NULL, hidden != NULL);
-            cudaError_t e = cudaStreamEndCapture(g->stream, &graph);
-            if (rc || e != cudaSuccess) {
-                if (graph) cudaGraphDestroy(graph);
-                cudaGetLastError();
-                if (!rc) ms_error("cuda backend: graph capture failed: %s", cudaGetErrorString(e));
-                return rc ? rc : MS_ERR_BACKEND;
-            }
-            e = cudaGraphInstantiate(&g->graph, graph, 0);
-            cudaGraphDestroy(graph);
-            if (e != cudaSuccess) {
-                g->graph = NULL;
-                ms_error("cuda backend: cudaGraphInstantiate failed: %s", cudaGetErrorString(e));
-                return MS_ERR_BACKEND;
-            }
-            memcpy(g->graph_key, key, sizeof key);
-        }
-        CU_TRY(cudaGraphLaunch(g->graph, g->stream), "cudaGraphLaunch");
-    }
+    /* decode (one token per chunk): each kernel may start while the one before it ends
+     * (cuda_dtype.cuh's ms_launch; recorded into the graph as programmatic edges) */
+    const int pdl_prev = ms_cu_set_pdl(g->pdl && T == n_chunks);
+    rc = launch_forward(g, c, &bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd, has_cols,
+                        n_cols, logits != NULL, hidden != NULL);
+    ms_cu_set_pdl(pdl_prev);
+    if (rc) return rc;
     if (logits)
         CU_TRY(cudaMemcpyAsync(logits, g->logits, sizeof(float) * T * n_out,
                                cudaMemcpyDeviceToHost, g->stream),

@@ -146,6 +146,47 @@ __device__ __forceinline__ float ms_block_sum(float v, float *sh)
     return v;
 }
 
+/* Programmatic dependent launch (Hopper): a kernel launched by ms_launch while the PDL
+ * switch is on (launch.cu; the backend turns it on for decode calls) may start before the
+ * previous kernel in the stream ends, so it can read its weights, or just be resident,
+ * while that kernel runs. Such a kernel calls ms_pdl_wait() in every thread before it
+ * touches anything an earlier kernel writes or reads (it returns once the previous kernel
+ * has ended and its writes are visible; that kernel waited on its own predecessor, so the
+ * whole stream before is done), then ms_pdl_trigger() to let the next kernel start
+ * launching. Both are no-ops in a launch without the attribute and below sm_90. */
+__device__ __forceinline__ void ms_pdl_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void ms_pdl_trigger()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization
+ * attribute when this thread's PDL switch is on (only for kernels that call ms_pdl_wait). */
+int ms_cu_pdl_on(void);
+template <typename... KArgs, typename... Args>
+static cudaError_t ms_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                             cudaStream_t stream, Args... args)
+{
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = at;
+    cfg.numAttrs = ms_cu_pdl_on() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
 /* Instantiate a launch for the runtime dtype: MS_DISPATCH(dt, T, { body using T }). */
 #define MS_DISPATCH(dt, T, ...)                                   \
     switch (dt) {                                                 \

@@ -33,6 +33,13 @@ typedef struct {
     int multi;            /* some chunk has more than one segment */
 } ms_cu_batch;
 
+/* Programmatic dependent launch for this thread's launches (cuda_dtype.cuh's ms_launch):
+ * on (1) or off (0); returns the previous setting. ms_cu_pdl_supported: whether this build's
+ * kernels wait for their predecessor (compiled for sm_90 or newer) on the current device
+ * (compute capability 9.0 or newer); only then may the switch go on. */
+int ms_cu_set_pdl(int on);
+int ms_cu_pdl_supported(void);
+
 /* resid[t][:] = emb[tokens[t]][:] (float32). Grid (T). */
 cudaError_t ms_cu_embed(float *resid, const float *emb, const int32_t *tokens, int T, int D,
                         cudaStream_t stream);

@@ -32,6 +32,8 @@ __global__ void __launch_bounds__(128) decode_conv_kernel(
     T *xc, int ldo, const T *x, int ldx, ms_cu_batch bt, size_t conv_off, const float *w,
     const float *b, int C, int K)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     const int c = blockIdx.x * blockDim.x + threadIdx.x, i = blockIdx.y;
     if (c >= C) return;
     const int t = bt.chunk_start[i], S = K - 1;
@@ -83,6 +85,8 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     const T *Wdt, const float *dt_bias, const float *A, const float *Dv, int E, int N, int R)
 {
     extern __shared__ float sr[]; /* [R + 2N]: dt_in | B | C */
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     const int i = blockIdx.y, t = bt.chunk_start[i], NR = R + 2 * N;
     for (int k = threadIdx.x; k < NR; k += blockDim.x) sr[k] = ms_ld(xdbl + (size_t)t * NR + k);
     __syncthreads();
@@ -133,14 +137,16 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     float xv = 0.f, zv = 0.f;
     float4 *hp = reinterpret_cast<float4 *>(bt.state[i] + ssm_off + (size_t)(live ? c : 0) * N);
     const float4 *ap = reinterpret_cast<const float4 *>(A + (size_t)(live ? c : 0) * N);
+#pragma unroll
+    for (int v = 0; v < NV; v++) /* A is a weight: read before the wait */
+        if (live && lane + v * LPC < N4) a4[v] = ap[lane + v * LPC];
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     if (live) {
 #pragma unroll
         for (int v = 0; v < NV; v++) {
             const int n4 = lane + v * LPC;
-            if (n4 < N4) {
-                h[v] = hp[n4];
-                a4[v] = ap[n4];
-            }
+            if (n4 < N4) h[v] = hp[n4];
         }
         xv = ms_ld(xc + (size_t)t * E + c);
         zv = ms_ld(xz + (size_t)t * ldp + E + c);
@@ -187,21 +193,22 @@ extern "C" cudaError_t ms_cu_decode_conv(void *xc, int ldo, const void *x, int l
     if (K < 1 || K > DEC_KMAX) return cudaErrorInvalidValue; /* window in registers */
     if (bt->n_chunks <= 0) return cudaSuccess;
     dim3 grid((C + 127) / 128, bt->n_chunks);
-    MS_DISPATCH(dt, X, decode_conv_kernel<X><<<grid, 128, 0, stream>>>(
-        (X *)xc, ldo, (const X *)x, ldx, *bt, conv_off, w, b, C, K));
-    return cudaGetLastError();
+    MS_DISPATCH(dt, X, return ms_launch(decode_conv_kernel<X>, grid, 128, 0, stream, (X *)xc, ldo,
+                                        (const X *)x, ldx, *bt, conv_off, w, b, C, K));
+    return cudaSuccess;
 }
 
 /* Launches one of the scan kernels (both take the same arguments), LPC lanes per channel:
  * blocks of 128 threads over the channels, one grid row per stream. */
 template <typename X, typename Kernel>
-static void launch_scan(Kernel kernel, int lpc, const ms_cu_decode_m1_args *a, const ms_cu_batch *bt,
-                        cudaStream_t stream)
+static cudaError_t launch_scan(Kernel kernel, int lpc, const ms_cu_decode_m1_args *a,
+                               const ms_cu_batch *bt, cudaStream_t stream)
 {
     dim3 grid((unsigned)(((size_t)a->E * lpc + 127) / 128), bt->n_chunks);
-    kernel<<<grid, 128, sizeof(float) * (a->R + 2 * a->N), stream>>>(
-        (X *)a->y, (const X *)a->xc, (const X *)a->xdbl, (const X *)a->xz, a->ldp, *bt, a->ssm_off,
-        (const X *)a->dt_proj_w, a->dt_bias, a->A, a->D, a->E, a->N, a->R);
+    return ms_launch(kernel, grid, 128, sizeof(float) * (a->R + 2 * a->N), stream, (X *)a->y,
+                     (const X *)a->xc, (const X *)a->xdbl, (const X *)a->xz, a->ldp, *bt,
+                     a->ssm_off, (const X *)a->dt_proj_w, a->dt_bias, a->A, a->D, a->E, a->N,
+                     a->R);
 }
 
 extern "C" cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu_dtype dt,
@@ -213,22 +220,21 @@ extern "C" cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu
     if (bt->n_chunks <= 0) return cudaSuccess;
     /* float4 path: rows of N floats 16-byte aligned (state blocks and A are cudaMalloc'd) */
     const bool vec = N % 4 == 0 && a->ssm_off % 4 == 0;
-    if (vec) {
-        MS_DISPATCH(dt, X, {
-            if (N <= 16) launch_scan<X>(decode_m1_scan4_kernel<X, 4, 1>, 4, a, bt, stream);
-            else if (N <= 32) launch_scan<X>(decode_m1_scan4_kernel<X, 8, 1>, 8, a, bt, stream);
-            else if (N <= 64) launch_scan<X>(decode_m1_scan4_kernel<X, 16, 1>, 16, a, bt, stream);
-            else if (N <= 128) launch_scan<X>(decode_m1_scan4_kernel<X, 32, 1>, 32, a, bt, stream);
-            else launch_scan<X>(decode_m1_scan4_kernel<X, 32, 2>, 32, a, bt, stream);
-        });
-        return cudaGetLastError();
-    }
+#define SCAN(K, LPC, V) return launch_scan<X>(K<X, LPC, V>, LPC, a, bt, stream)
     MS_DISPATCH(dt, X, {
-        if (N <= 16) launch_scan<X>(decode_m1_scan_kernel<X, 16, 1>, 16, a, bt, stream);
-        else if (N <= 32) launch_scan<X>(decode_m1_scan_kernel<X, 32, 1>, 32, a, bt, stream);
-        else if (N <= 64) launch_scan<X>(decode_m1_scan_kernel<X, 32, 2>, 32, a, bt, stream);
-        else if (N <= 128) launch_scan<X>(decode_m1_scan_kernel<X, 32, 4>, 32, a, bt, stream);
-        else launch_scan<X>(decode_m1_scan_kernel<X, 32, 8>, 32, a, bt, stream);
+        if (vec) {
+            if (N <= 16) SCAN(decode_m1_scan4_kernel, 4, 1);
+            if (N <= 32) SCAN(decode_m1_scan4_kernel, 8, 1);
+            if (N <= 64) SCAN(decode_m1_scan4_kernel, 16, 1);
+            if (N <= 128) SCAN(decode_m1_scan4_kernel, 32, 1);
+            SCAN(decode_m1_scan4_kernel, 32, 2);
+        }
+        if (N <= 16) SCAN(decode_m1_scan_kernel, 16, 1);
+        if (N <= 32) SCAN(decode_m1_scan_kernel, 32, 1);
+        if (N <= 64) SCAN(decode_m1_scan_kernel, 32, 2);
+        if (N <= 128) SCAN(decode_m1_scan_kernel, 32, 4);
+        SCAN(decode_m1_scan_kernel, 32, 8);
     });
-    return cudaGetLastError();
+#undef SCAN
+    return cudaSuccess;
 }

@@ -18,6 +18,8 @@ template <typename T>
 __global__ void decode_m2_scan_kernel(ms_cu_scan_args a, ms_cu_batch bt)
 {
     extern __shared__ float sbc[]; /* B [N], C [N] */
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     const int h = blockIdx.x, i = blockIdx.y, N = a.N, Q = N / 16;
     const int p = threadIdx.x / Q, q = threadIdx.x % Q, g = h / a.heads_per_group;
     const size_t t = (size_t)bt.chunk_start[i];
@@ -64,7 +66,7 @@ extern "C" cudaError_t ms_cu_decode_m2_scan(const ms_cu_scan_args *a, ms_cu_dtyp
         return cudaErrorInvalidValue;
     if (bt->n_chunks <= 0) return cudaSuccess;
     dim3 grid(a->E / a->P, bt->n_chunks);
-    MS_DISPATCH(dt, X, decode_m2_scan_kernel<X><<<grid, threads, 2 * N * sizeof(float), stream>>>(
-        *a, *bt));
-    return cudaGetLastError();
+    MS_DISPATCH(dt, X, return ms_launch(decode_m2_scan_kernel<X>, grid, threads,
+                                        2 * N * sizeof(float), stream, *a, *bt));
+    return cudaSuccess;
 }

@@ -4,6 +4,8 @@
 
 __global__ void embed_kernel(float *resid, const float *emb, const int32_t *tokens, int D)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     const int t = blockIdx.x;
     const float *src = emb + (size_t)tokens[t] * D;
     float *dst = resid + (size_t)t * D;
@@ -14,6 +16,5 @@ extern "C" cudaError_t ms_cu_embed(float *resid, const float *emb, const int32_t
                                    int D, cudaStream_t stream)
 {
     if (T <= 0) return cudaSuccess;
-    embed_kernel<<<T, 256, 0, stream>>>(resid, emb, tokens, D);
-    return cudaGetLastError();
+    return ms_launch(embed_kernel, T, 256, 0, stream, resid, emb, tokens, D);
 }

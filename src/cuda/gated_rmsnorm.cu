@@ -10,6 +10,8 @@ template <typename T>
 __global__ void gated_rmsnorm_kernel(T *y, int ldy, const T *z, int ldz, const float *w, float eps,
                                      int gs)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     __shared__ float sh[32];
     const int t = blockIdx.x, g0 = blockIdx.y * gs;
     T *yr = y + (size_t)t * ldy + g0;
@@ -34,6 +36,8 @@ template <typename T>
 __global__ void gated_rmsnorm_vec_kernel(T *y, int ldy, const T *z, int ldz, const float *w,
                                          float eps, int gs)
 {
+    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
+    ms_pdl_trigger();
     __shared__ float sh[32];
     const int t = blockIdx.x, g0 = blockIdx.y * gs, i0 = threadIdx.x * 8;
     T *yr = y + (size_t)t * ldy + g0;
@@ -72,11 +76,10 @@ extern "C" cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int 
         if (gs % 8 == 0 && gs <= 8192 && (uintptr_t)y % al == 0 && (uintptr_t)z % al == 0 &&
             (uintptr_t)w % al == 0 && ((size_t)ldy * es) % al == 0 &&
             ((size_t)ldz * es) % al == 0 && ((size_t)gs * 4) % al == 0)
-            gated_rmsnorm_vec_kernel<X><<<grid, (gs / 8 + 31) / 32 * 32, 0, stream>>>(
-                (X *)y, ldy, (const X *)z, ldz, w, eps, gs);
-        else
-            gated_rmsnorm_kernel<X><<<grid, 256, 0, stream>>>((X *)y, ldy, (const X *)z, ldz, w,
-                                                              eps, gs);
+            return ms_launch(gated_rmsnorm_vec_kernel<X>, grid, (gs / 8 + 31) / 32 * 32, 0, stream,
+                             (X *)y, ldy, (const X *)z, ldz, w, eps, gs);
+        return ms_launch(gated_rmsnorm_kernel<X>, grid, 256, 0, stream, (X *)y, ldy, (const X *)z,
+                         ldz, w, eps, gs);
     });
-    return cudaGetLastError();
+    return cudaSuccess;
 }

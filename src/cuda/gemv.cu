@@ -9,6 +9,7 @@
 // (Mamba-2) against cuBLAS's small-N kernels (MS_CUDA_GEMV=0 selects those). A form for
 // 2-8 tokens (partial sums per token, x rows from shared memory) was slower than cuBLAS at
 // 4 tokens (1.1 vs 0.6 ms per step), so only one-token products come here.
+// The first GEMV_PRE 16-byte loads of each lane's weights are issued before the PDL wait.
 // Needs n_in % 8 == 0, W 16-byte aligned, n_in <= 12288 (48 KB of shared memory); else
 // the caller keeps cuBLAS.
 #include <stdint.h>
@@ -16,22 +17,40 @@
 
 #include "cuda_dtype.cuh"
 
+/* 16-byte weight loads per lane issued before the PDL wait (cuda_dtype.cuh): whole rows of
+ * up to 1536 16-bit weights, so under PDL a decode step's products read their weights
+ * while the kernel before them runs; longer rows read the rest after. */
+#define GEMV_PRE 6
+
 template <typename T, typename O>
 __global__ void __launch_bounds__(256) gemv_kernel(O *out, const T *x, const T *__restrict__ W,
                                                    int n_in, int n_out, float beta)
 {
     extern __shared__ float xs[]; /* [n_in] */
+    const int lane = threadIdx.x & 31, j = blockIdx.x * 8 + (threadIdx.x >> 5);
+    const T *w = W + (size_t)(j < n_out ? j : n_out - 1) * n_in;
+    float wv[GEMV_PRE][8];
+#pragma unroll
+    for (int i = 0; i < GEMV_PRE; i++)
+        if (lane * 8 + i * 256 < n_in) ms_ld8(w + lane * 8 + i * 256, wv[i]);
+    ms_pdl_wait();
+    ms_pdl_trigger();
     for (int k = threadIdx.x; k < n_in; k += blockDim.x) xs[k] = ms_ld(x + k);
     __syncthreads();
-    const int lane = threadIdx.x & 31, j = blockIdx.x * 8 + (threadIdx.x >> 5);
     if (j >= n_out) return;
-    const T *w = W + (size_t)j * n_in;
     float acc = 0.f;
-    for (int k0 = lane * 8; k0 < n_in; k0 += 256) {
-        float wv[8];
-        ms_ld8(w + k0, wv);
 #pragma unroll
-        for (int v = 0; v < 8; v++) acc += wv[v] * xs[k0 + v];
+    for (int i = 0; i < GEMV_PRE; i++) {
+        const int k0 = lane * 8 + i * 256;
+        if (k0 < n_in)
+#pragma unroll
+            for (int v = 0; v < 8; v++) acc += wv[i][v] * xs[k0 + v];
+    }
+    for (int k0 = lane * 8 + GEMV_PRE * 256; k0 < n_in; k0 += 256) {
+        float wr[8];
+        ms_ld8(w + k0, wr);
+#pragma unroll
+        for (int v = 0; v < 8; v++) acc += wr[v] * xs[k0 + v];
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
@@ -56,11 +75,10 @@ extern "C" cudaError_t ms_cu_gemv(void *out, int out_f32, const void *x, const v
     const size_t sh = sizeof(float) * (size_t)n_in;
     MS_DISPATCH(dt, X, {
         if (out_f32)
-            gemv_kernel<X, float><<<grid, 256, sh, stream>>>((float *)out, (const X *)x,
-                                                             (const X *)W, n_in, n_out, beta);
-        else
-            gemv_kernel<X, X><<<grid, 256, sh, stream>>>((X *)out, (const X *)x, (const X *)W,
-                                                         n_in, n_out, beta);
+            return ms_launch(gemv_kernel<X, float>, grid, 256, sh, stream, (float *)out,
+                             (const X *)x, (const X *)W, n_in, n_out, beta);
+        return ms_launch(gemv_kernel<X, X>, grid, 256, sh, stream, (X *)out, (const X *)x,
+                         (const X *)W, n_in, n_out, beta);
     });
-    return cudaGetLastError();
+    return cudaSuccess;
 }
