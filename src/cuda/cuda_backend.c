@@ -642,7 +642,7 @@ static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const vo
     const float alpha = 1.f;
     /* one token (decode of one stream): our GEMV, a few us under cuBLAS's (gemv.cu) */
     if (g->gemv && it == g->cdt && (ot == g->cdt || ot == CUDA_R_32F) &&
-        ms_cu_gemv_ok(W, T, n_in, g->esz)) {
+        ms_cu_gemv_ok(W, x, T, n_in, g->esz)) {
         CU_TRY(ms_cu_gemv(out, ot == CUDA_R_32F, x, W, g->dt, n_in, n_out, beta, g->stream),
                what);
         return MS_OK;
@@ -743,23 +743,92 @@ static size_t layer_state_off(const ms_config *c, int l)
     return (size_t)l * (ms_conv_state_floats(c) + ms_ssm_state_floats(c));
 }
 
-static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T)
+/* Decode of one stream (one token per call) with the fused GEMVs of gemv.cu: a layer's
+ * norm, in_proj and conv step in one kernel, out_proj taking its bias (and Mamba-2's gated
+ * norm), the final norm in the head's. A Mamba-1 step is then 4 launches (in_proj, x_proj,
+ * scan, out_proj), a Mamba-2 step 3. */
+static int one_token(const cu_ctx *g, const ms_config *c, int T, const ms_cu_batch *bt)
+{
+    return g->fused_decode && g->gemv && T == 1 && bt->n_chunks == 1 && !c->falcon;
+}
+
+/* The layer's input norm fused into in_proj (the mixers then skip it)? */
+static int norm_in_proj(const cu_ctx *g, const ms_config *c, const cu_layer *w, int T,
+                        const ms_cu_batch *bt)
+{
+    return one_token(g, c, T, bt) && ms_cu_gemv_ok(w->in_proj_w, NULL, T, c->d_model, g->esz);
+}
+
+/* proj = in_proj(norm(resid)) (+ bias), the conv step on its rows conv_lo .. + conv_n into
+ * xc: one kernel (where norm_in_proj). */
+static int decode_in_proj(cu_ctx *g, const ms_config *c, const cu_layer *w, int l,
+                          const ms_cu_batch *bt, int conv_lo, int conv_n)
+{
+    const ms_cu_gemv_fuse f = {
+        .resid = g->resid, .norm_w = w->norm_w, .norm_b = w->norm_b, .eps = c->norm_eps,
+        .rms = c->rms_norm, .bias = w->in_proj_b, .conv_lo = conv_lo, .conv_n = conv_n,
+        .conv_k = c->d_conv, .conv_w = w->conv_w, .conv_b = w->conv_b, .bt = bt,
+        .conv_off = layer_state_off(c, l), .xc = g->xc,
+    };
+    CU_TRY(ms_cu_gemv_fused(g->proj, 0, NULL, w->in_proj_w, g->dt, c->d_model,
+                            ms_in_proj_rows(c), 0.f, &f, g->stream),
+           "in_proj kernel (norm, conv fused)");
+    return MS_OK;
+}
+
+/* resid += out_proj(y) + bias in one kernel (Mamba-2: y through the gated norm first, when
+ * gz is set), where a one-token call allows; *bias_pending says whether the bias is still
+ * to add (by the next norm). */
+static int out_proj(cu_ctx *g, const ms_config *c, const cu_layer *w, int T,
+                    const ms_cu_batch *bt, const ms_cu_gemv_fuse *gated,
+                    const float **bias_pending)
+{
+    const int D = c->d_model, E = c->d_inner;
+    ms_cu_gemv_fuse f = gated ? *gated : (ms_cu_gemv_fuse){0};
+    f.bias = w->out_proj_b;
+    if (one_token(g, c, T, bt) && ms_cu_gemv_ok(w->out_proj_w, g->y, T, E, g->esz) &&
+        ms_cu_gemv_fuse_ok(&f, E)) {
+        CU_TRY(ms_cu_gemv_fused(g->resid, 1, g->y, w->out_proj_w, g->dt, E, D, 1.f, &f, g->stream),
+               "out_proj kernel (fused)");
+        *bias_pending = NULL;
+        return MS_OK;
+    }
+    if (gated)
+        CU_TRY(ms_cu_gated_rmsnorm(g->y, E, gated->gz, ms_in_proj_rows(c), g->dt, gated->gnorm_w,
+                                   gated->eps, T, E, c->n_groups, g->stream),
+               "gated rmsnorm kernel");
+    *bias_pending = w->out_proj_b;
+    return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+}
+
+/* A layer's mixer: resid += mixer(norm(resid)) (the norm already in hs, or fused into
+ * in_proj where norm_in_proj); the out_proj bias left to the next norm in *bias_pending. */
+static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
+                        const float **bias_pending)
 {
     const cu_layer *w = &g->layers[l];
     const int D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
     const int ldp = 2 * E, ldx = R + 2 * N;
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
     int rc;
-    if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f, "in_proj")))
-        return rc;
-    if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
-                             "in_proj bias kernel");
+    const int fused_in = norm_in_proj(g, c, w, T, bt);
+    if (fused_in) {
+        if ((rc = decode_in_proj(g, c, w, l, bt, 0, E))) return rc;
+    } else {
+        if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
+                       "in_proj")))
+            return rc;
+        if (w->in_proj_b)
+            CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
+                   "in_proj bias kernel");
+    }
     if (g->fused_decode && T == bt->n_chunks && !c->falcon) {
-        /* every chunk is one token (decode): conv + state shift in one kernel, x_proj, then
-         * dt_proj + scan + gate in one kernel (decode_m1.cu) */
-        CU_TRY(ms_cu_decode_conv(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w,
-                                 w->conv_b, E, K, g->stream),
-               "decode conv kernel");
+        /* every chunk is one token (decode): conv + state shift in one kernel (or in
+         * in_proj's), x_proj, then dt_proj + scan + gate in one kernel (decode_m1.cu) */
+        if (!fused_in)
+            CU_TRY(ms_cu_decode_conv(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w,
+                                     w->conv_b, E, K, g->stream),
+                   "decode conv kernel");
         if ((rc = gemm(g, g->xdbl, g->cdt, ldx, g->xc, E, w->x_proj_w, T, E, ldx, 0.f, "x_proj")))
             return rc;
         ms_cu_decode_m1_args da = {
@@ -768,7 +837,7 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
             .E = E, .N = N, .R = R, .ssm_off = ssm_off,
         };
         CU_TRY(ms_cu_decode_m1_scan(&da, g->dt, bt, g->stream), "decode scan kernel");
-        return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+        return out_proj(g, c, w, T, bt, NULL, bias_pending);
     }
     CU_TRY(ms_cu_conv1d_silu(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w, w->conv_b, E,
                              K, g->stream),
@@ -788,7 +857,7 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
         .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
     };
     CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
-    return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+    return out_proj(g, c, w, T, bt, NULL, bias_pending);
 }
 
 /* C[i] (ldc) = op(A[i]) op(B[i]) for i < batch: A, B in the activation type, C in ct. */
@@ -863,25 +932,31 @@ static int m2_decode_ok(const ms_cu_scan_args *a)
 }
 
 static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
-                        int use_ssd)
+                        int use_ssd, const float **bias_pending)
 {
     const cu_layer *w = &g->layers[l];
     const int D = c->d_model, E = c->d_inner, N = c->d_state, G = c->n_groups;
     const int ldp = ms_in_proj_rows(c), cd = ms_conv_dim(c);
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
     int rc;
-    if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f, "in_proj")))
-        return rc;
-    if (w->in_proj_b) CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
-                             "in_proj bias kernel");
-    if (g->fused_decode && T == bt->n_chunks) /* one token per chunk: conv + shift fused */
-        CU_TRY(ms_cu_decode_conv(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off, w->conv_w,
-                                 w->conv_b, cd, c->d_conv, g->stream),
-               "decode conv kernel");
-    else
-        CU_TRY(ms_cu_conv1d_silu(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off,
-                                 w->conv_w, w->conv_b, cd, c->d_conv, g->stream),
-               "conv1d kernel");
+    if (norm_in_proj(g, c, w, T, bt)) { /* norm, in_proj and the conv step in one kernel */
+        if ((rc = decode_in_proj(g, c, w, l, bt, E, cd))) return rc;
+    } else {
+        if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
+                       "in_proj")))
+            return rc;
+        if (w->in_proj_b)
+            CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
+                   "in_proj bias kernel");
+        if (g->fused_decode && T == bt->n_chunks) /* one token per chunk: conv + shift fused */
+            CU_TRY(ms_cu_decode_conv(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off,
+                                     w->conv_w, w->conv_b, cd, c->d_conv, g->stream),
+                   "decode conv kernel");
+        else
+            CU_TRY(ms_cu_conv1d_silu(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off,
+                                     w->conv_w, w->conv_b, cd, c->d_conv, g->stream),
+                   "conv1d kernel");
+    }
     if (use_ssd) {
         if ((rc = ssd_scan(g, c, l, bt))) return rc;
     } else { /* short chunks (decode): the recurrent form */
@@ -897,10 +972,10 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
         else
             CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
     }
-    CU_TRY(ms_cu_gated_rmsnorm(g->y, E, g->proj, ldp, g->dt, w->gnorm_w, c->norm_eps, T, E, G,
-                               g->stream),
-           "gated rmsnorm kernel");
-    return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
+    /* y's gated norm by z (proj's first E columns), in out_proj's kernel where it can be */
+    const ms_cu_gemv_fuse gated = {.gz = g->proj, .gnorm_w = w->gnorm_w, .gs = E / G,
+                                   .eps = c->norm_eps};
+    return out_proj(g, c, w, T, bt, &gated, bias_pending);
 }
 
 /* Enqueue one forward's device work: batch upload, input end (embedding gather, or the
@@ -934,13 +1009,29 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
     }
     for (int l = 0; l < c->n_layer; l++) {
         const cu_layer *w = &g->layers[l];
-        CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w, w->norm_b,
-                              c->norm_eps, c->rms_norm, T, D, g->stream),
-               "norm kernel");
-        rc = c->arch == MS_ARCH_MAMBA1 ? mixer_mamba1(g, c, l, &bt, T)
-                                       : mixer_mamba2(g, c, l, &bt, T, use_ssd);
+        if (!norm_in_proj(g, c, w, T, &bt))
+            CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w,
+                                  w->norm_b, c->norm_eps, c->rms_norm, T, D, g->stream),
+                   "norm kernel");
+        else if (pending_bias) /* the norm is in in_proj's kernel; the bias goes in first */
+            CU_TRY(ms_cu_bias_add(g->resid, MS_CU_F32, D, pending_bias, T, D, g->stream),
+                   "residual bias kernel");
+        rc = c->arch == MS_ARCH_MAMBA1 ? mixer_mamba1(g, c, l, &bt, T, &pending_bias)
+                                       : mixer_mamba2(g, c, l, &bt, T, use_ssd, &pending_bias);
         if (rc) return rc;
-        pending_bias = w->out_proj_b;
+    }
+    /* one token, logits of the whole head: the final norm in the head's kernel */
+    if (want_logits && !want_hidden && !has_cols && one_token(g, c, T, &bt) &&
+        ms_cu_gemv_ok(g->head, NULL, T, D, g->esz)) {
+        if (pending_bias)
+            CU_TRY(ms_cu_bias_add(g->resid, MS_CU_F32, D, pending_bias, T, D, g->stream),
+                   "residual bias kernel");
+        const ms_cu_gemv_fuse f = {.resid = g->resid, .norm_w = g->norm_f_w, .norm_b = g->norm_f_b,
+                                   .eps = c->norm_eps, .rms = c->rms_norm, .bias = g->head_b};
+        CU_TRY(ms_cu_gemv_fused(g->logits, 1, NULL, g->head, g->dt, D, g->n_out, 0.f, &f,
+                                g->stream),
+               "head kernel (final norm fused)");
+        return MS_OK;
     }
     CU_TRY(ms_cu_add_norm(g->hs, g->dt, want_hidden ? g->hidden : NULL, g->resid, pending_bias,
                           g->norm_f_w, g->norm_f_b, c->norm_eps, c->rms_norm, T, D, g->stream),

@@ -156,10 +156,43 @@ cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int ldz, ms_cu_
 
 /* Products of one-token calls (gemv.cu): out[j] = sum_k W[j][k] x[k] (+ beta out[j]); W
  * [n_out][n_in] and x in dtype, out float32 when out_f32, else dtype. ms_cu_gemv_ok says
- * whether the call (T tokens) and W's shape and alignment suit it. */
-int ms_cu_gemv_ok(const void *W, int T, int n_in, size_t esz);
+ * whether the call (T tokens) and W's and x's shape and alignment suit it (x may be NULL:
+ * a fusion's prologue makes it). */
+int ms_cu_gemv_ok(const void *W, const void *x, int T, int n_in, size_t esz);
 cudaError_t ms_cu_gemv(void *out, int out_f32, const void *x, const void *W, ms_cu_dtype dt,
                        int n_in, int n_out, float beta, cudaStream_t stream);
+
+/* What a one-token product of decode also does in the same kernel (ms_cu_gemv_fused), so
+ * a step takes fewer dependent launches. Zeroed members do nothing. Each part rounds
+ * where the separate kernel it replaces stores, so results match the unfused path within
+ * float32 rounding (the sums of the norms run in another order). */
+typedef struct {
+    /* x := norm(resid [n_in], float32) as ms_cu_add_norm computes it (rms: RMSNorm, else
+     * LayerNorm with norm_b), rounded to dtype; the x argument is not read */
+    const float *resid, *norm_w, *norm_b;
+    float eps;
+    int rms;
+    /* or x := ms_cu_gated_rmsnorm(x, gz) over groups of gs channels (at most 64 groups),
+     * rounded to dtype, without writing x back */
+    const void *gz;
+    const float *gnorm_w;
+    int gs;
+    /* out[j] += bias[j] (float32) after out's rounding, as ms_cu_bias_add adds it */
+    const float *bias;
+    /* rows conv_lo .. conv_lo + conv_n - 1 are channels c = j - conv_lo of ms_cu_decode_conv
+     * (one stream: state[0] + conv_off, window conv_k), run on the row's stored output and
+     * written to xc[c] */
+    int conv_lo, conv_n, conv_k;
+    const float *conv_w, *conv_b;
+    const ms_cu_batch *bt;
+    size_t conv_off;
+    void *xc;
+} ms_cu_gemv_fuse;
+/* whether the fusion's vectors are 16-byte aligned and its groups fit */
+int ms_cu_gemv_fuse_ok(const ms_cu_gemv_fuse *f, int n_in);
+cudaError_t ms_cu_gemv_fused(void *out, int out_f32, const void *x, const void *W,
+                             ms_cu_dtype dt, int n_in, int n_out, float beta,
+                             const ms_cu_gemv_fuse *f, cudaStream_t stream);
 
 /* dst[i][:] = src[rows[i]][:] for i < n (dtype, rows of D). */
 cudaError_t ms_cu_gather_rows(void *dst, const void *src, ms_cu_dtype dt, const int32_t *rows,

@@ -61,15 +61,31 @@ __device__ __forceinline__ unsigned lane_mask()
     return LPC == 32 ? 0xffffffffu : ((1u << LPC) - 1u) << ((threadIdx.x & 31) & ~(LPC - 1));
 }
 
+/* dt_proj weights per lane read before the PDL wait (decode_dt_pre): dt_rank up to
+ * DT_PRE LPC (64 for d_state 16), the rest read in decode_dt */
+#define DT_PRE 16
+
+/* The lane's first DT_PRE weights of dt_proj row c: wd[i] = Wdt[c][lane + i LPC]. */
+template <typename T, int LPC>
+__device__ __forceinline__ void decode_dt_pre(const T *Wdt, int c, int lane, int R, float *wd)
+{
+#pragma unroll
+    for (int i = 0; i < DT_PRE; i++)
+        wd[i] = lane + i * LPC < R ? ms_ld(Wdt + (size_t)c * R + lane + i * LPC) : 0.f;
+}
+
 /* Channel c's d = softplus(dt_proj row c . dt_in + bias): the dot split over the LPC lanes
  * (a shuffle sum within the group), rounded to the activation type as the chunk path
- * stores dt_proj's output. dt_in is sr[0, R) in shared memory. */
+ * stores dt_proj's output. dt_in is sr[0, R) in shared memory; wd from decode_dt_pre. */
 template <typename T, int LPC>
 __device__ __forceinline__ float decode_dt(const T *Wdt, const float *dt_bias, const float *sr,
-                                           int c, int lane, int R, unsigned gmask)
+                                           int c, int lane, int R, unsigned gmask, const float *wd)
 {
     float d = 0.f;
-    for (int r = lane; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
+#pragma unroll
+    for (int i = 0; i < DT_PRE; i++)
+        if (lane + i * LPC < R) d += wd[i] * sr[lane + i * LPC];
+    for (int r = lane + DT_PRE * LPC; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
 #pragma unroll
     for (int o = LPC / 2; o > 0; o >>= 1) d += __shfl_xor_sync(gmask, d, o, LPC);
     T dv;
@@ -85,16 +101,18 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     const T *Wdt, const float *dt_bias, const float *A, const float *Dv, int E, int N, int R)
 {
     extern __shared__ float sr[]; /* [R + 2N]: dt_in | B | C */
+    const int gid = blockIdx.x * blockDim.x + threadIdx.x;
+    const int c = gid / LPC, lane = gid % LPC;
+    float wd[DT_PRE]; /* a weight: read before the wait */
+    decode_dt_pre<T, LPC>(Wdt, c < E ? c : 0, lane, R, wd);
     ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
     ms_pdl_trigger();
     const int i = blockIdx.y, t = bt.chunk_start[i], NR = R + 2 * N;
     for (int k = threadIdx.x; k < NR; k += blockDim.x) sr[k] = ms_ld(xdbl + (size_t)t * NR + k);
     __syncthreads();
-    const int gid = blockIdx.x * blockDim.x + threadIdx.x;
-    const int c = gid / LPC, lane = gid % LPC;
     if (c >= E) return; /* whole LPC-lane groups exit together */
     const unsigned gmask = lane_mask<LPC>();
-    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask);
+    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask, wd);
     const float xv = ms_ld(xc + (size_t)t * E + c);
     const float *Bs = sr + R, *Cs = sr + R + N;
     float *h = bt.state[i] + ssm_off + (size_t)c * N;
@@ -138,8 +156,10 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     float4 *hp = reinterpret_cast<float4 *>(bt.state[i] + ssm_off + (size_t)(live ? c : 0) * N);
     const float4 *ap = reinterpret_cast<const float4 *>(A + (size_t)(live ? c : 0) * N);
 #pragma unroll
-    for (int v = 0; v < NV; v++) /* A is a weight: read before the wait */
+    for (int v = 0; v < NV; v++) /* A and dt_proj are weights: read before the wait */
         if (live && lane + v * LPC < N4) a4[v] = ap[lane + v * LPC];
+    float wd[DT_PRE];
+    decode_dt_pre<T, LPC>(Wdt, live ? c : 0, lane, R, wd);
     ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
     ms_pdl_trigger();
     if (live) {
@@ -155,7 +175,7 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     __syncthreads();
     if (!live) return; /* whole LPC-lane groups exit together */
     const unsigned gmask = lane_mask<LPC>();
-    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask);
+    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask, wd);
     const float *Bs = sr + R, *Cs = sr + R + N;
     const float L2E = 1.4426950408889634f;
     float acc = 0.f;
