@@ -776,13 +776,13 @@ static int decode_in_proj(cu_ctx *g, const ms_config *c, const cu_layer *w, int 
     return MS_OK;
 }
 
-/* resid += out_proj(y) + bias in one kernel (Mamba-2: y through the gated norm first, when
- * gz is set), where a one-token call allows; *bias_pending says whether the bias is still
- * to add (by the next norm). */
-static int out_proj(cu_ctx *g, const ms_config *c, const cu_layer *w, int T,
-                    const ms_cu_batch *bt, const ms_cu_gemv_fuse *gated,
-                    const float **bias_pending)
+/* Layer l's resid += out_proj(y) + bias in one kernel (Mamba-2: y through the gated norm
+ * first, when gz is set), where a one-token call allows; *bias_pending says whether the
+ * bias is still to add (by the next norm). */
+static int out_proj(cu_ctx *g, const ms_config *c, int l, int T, const ms_cu_batch *bt,
+                    const ms_cu_gemv_fuse *gated, const float **bias_pending)
 {
+    const cu_layer *w = &g->layers[l];
     const int D = c->d_model, E = c->d_inner;
     ms_cu_gemv_fuse f = gated ? *gated : (ms_cu_gemv_fuse){0};
     f.bias = w->out_proj_b;
@@ -801,17 +801,26 @@ static int out_proj(cu_ctx *g, const ms_config *c, const cu_layer *w, int T,
     return gemm(g, g->resid, CUDA_R_32F, D, g->y, E, w->out_proj_w, T, E, D, 1.f, "out_proj");
 }
 
-/* A layer's mixer: resid += mixer(norm(resid)) (the norm already in hs, or fused into
- * in_proj where norm_in_proj); the out_proj bias left to the next norm in *bias_pending. */
+/* resid += bias (float32), where the next norm is fused into a product and cannot add it */
+static int resid_bias(cu_ctx *g, const ms_config *c, const float *bias, int T)
+{
+    if (bias)
+        CU_TRY(ms_cu_bias_add(g->resid, MS_CU_F32, c->d_model, bias, T, c->d_model, g->stream),
+               "residual bias kernel");
+    return MS_OK;
+}
+
+/* A layer's mixer: resid += mixer(norm(resid)), the norm already in hs or, where fused_in
+ * (norm_in_proj), in in_proj's kernel; the out_proj bias left to the next norm in
+ * *bias_pending. */
 static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
-                        const float **bias_pending)
+                        int fused_in, const float **bias_pending)
 {
     const cu_layer *w = &g->layers[l];
     const int D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
     const int ldp = 2 * E, ldx = R + 2 * N;
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
     int rc;
-    const int fused_in = norm_in_proj(g, c, w, T, bt);
     if (fused_in) {
         if ((rc = decode_in_proj(g, c, w, l, bt, 0, E))) return rc;
     } else {
@@ -837,7 +846,7 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
             .E = E, .N = N, .R = R, .ssm_off = ssm_off,
         };
         CU_TRY(ms_cu_decode_m1_scan(&da, g->dt, bt, g->stream), "decode scan kernel");
-        return out_proj(g, c, w, T, bt, NULL, bias_pending);
+        return out_proj(g, c, l, T, bt, NULL, bias_pending);
     }
     CU_TRY(ms_cu_conv1d_silu(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w, w->conv_b, E,
                              K, g->stream),
@@ -857,7 +866,7 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
         .state_off = ssm_off, .ws_h = g->ws_h, .ws_dtsum = g->ws_dtsum,
     };
     CU_TRY(ms_cu_selective_scan(&a, g->dt, bt, g->stream), "selective scan kernel");
-    return out_proj(g, c, w, T, bt, NULL, bias_pending);
+    return out_proj(g, c, l, T, bt, NULL, bias_pending);
 }
 
 /* C[i] (ldc) = op(A[i]) op(B[i]) for i < batch: A, B in the activation type, C in ct. */
@@ -932,14 +941,14 @@ static int m2_decode_ok(const ms_cu_scan_args *a)
 }
 
 static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
-                        int use_ssd, const float **bias_pending)
+                        int use_ssd, int fused_in, const float **bias_pending)
 {
     const cu_layer *w = &g->layers[l];
     const int D = c->d_model, E = c->d_inner, N = c->d_state, G = c->n_groups;
     const int ldp = ms_in_proj_rows(c), cd = ms_conv_dim(c);
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
     int rc;
-    if (norm_in_proj(g, c, w, T, bt)) { /* norm, in_proj and the conv step in one kernel */
+    if (fused_in) { /* norm, in_proj and the conv step in one kernel */
         if ((rc = decode_in_proj(g, c, w, l, bt, E, cd))) return rc;
     } else {
         if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
@@ -975,7 +984,7 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     /* y's gated norm by z (proj's first E columns), in out_proj's kernel where it can be */
     const ms_cu_gemv_fuse gated = {.gz = g->proj, .gnorm_w = w->gnorm_w, .gs = E / G,
                                    .eps = c->norm_eps};
-    return out_proj(g, c, w, T, bt, &gated, bias_pending);
+    return out_proj(g, c, l, T, bt, &gated, bias_pending);
 }
 
 /* Enqueue one forward's device work: batch upload, input end (embedding gather, or the
@@ -1009,23 +1018,22 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
     }
     for (int l = 0; l < c->n_layer; l++) {
         const cu_layer *w = &g->layers[l];
-        if (!norm_in_proj(g, c, w, T, &bt))
+        const int fused_in = norm_in_proj(g, c, w, T, &bt);
+        if (!fused_in)
             CU_TRY(ms_cu_add_norm(g->hs, g->dt, NULL, g->resid, pending_bias, w->norm_w,
                                   w->norm_b, c->norm_eps, c->rms_norm, T, D, g->stream),
                    "norm kernel");
-        else if (pending_bias) /* the norm is in in_proj's kernel; the bias goes in first */
-            CU_TRY(ms_cu_bias_add(g->resid, MS_CU_F32, D, pending_bias, T, D, g->stream),
-                   "residual bias kernel");
-        rc = c->arch == MS_ARCH_MAMBA1 ? mixer_mamba1(g, c, l, &bt, T, &pending_bias)
-                                       : mixer_mamba2(g, c, l, &bt, T, use_ssd, &pending_bias);
+        else if ((rc = resid_bias(g, c, pending_bias, T)))
+            return rc;
+        rc = c->arch == MS_ARCH_MAMBA1
+                 ? mixer_mamba1(g, c, l, &bt, T, fused_in, &pending_bias)
+                 : mixer_mamba2(g, c, l, &bt, T, use_ssd, fused_in, &pending_bias);
         if (rc) return rc;
     }
     /* one token, logits of the whole head: the final norm in the head's kernel */
     if (want_logits && !want_hidden && !has_cols && one_token(g, c, T, &bt) &&
         ms_cu_gemv_ok(g->head, NULL, T, D, g->esz)) {
-        if (pending_bias)
-            CU_TRY(ms_cu_bias_add(g->resid, MS_CU_F32, D, pending_bias, T, D, g->stream),
-                   "residual bias kernel");
+        if ((rc = resid_bias(g, c, pending_bias, T))) return rc;
         const ms_cu_gemv_fuse f = {.resid = g->resid, .norm_w = g->norm_f_w, .norm_b = g->norm_f_b,
                                    .eps = c->norm_eps, .rms = c->rms_norm, .bias = g->head_b};
         CU_TRY(ms_cu_gemv_fused(g->logits, 1, NULL, g->head, g->dt, D, g->n_out, 0.f, &f,

@@ -9,9 +9,18 @@
 // (Mamba-2) against cuBLAS's small-N kernels (MS_CUDA_GEMV=0 selects those). A form for
 // 2-8 tokens (partial sums per token, x rows from shared memory) was slower than cuBLAS at
 // 4 tokens (1.1 vs 0.6 ms per step), so only one-token products come here.
-// The first GEMV_PRE 16-byte loads of each lane's weights are issued before the PDL wait.
-// Needs n_in % 8 == 0, W 16-byte aligned, n_in <= 12288 (48 KB of shared memory); else
-// the caller keeps cuBLAS.
+// ms_cu_gemv_fused also stages x as a norm (the layer's input RMSNorm / LayerNorm of the
+// residual, or Mamba-2's gated norm of y by z), adds a bias, and runs decode_m1.cu's conv
+// step on a range of its rows, so one stream's decode step takes 4 launches per Mamba-1
+// layer (in_proj, x_proj, scan, out_proj) and 3 per Mamba-2 layer instead of 6. The first
+// 16-byte loads of each lane's weights are issued before the PDL wait (cuda_dtype.cuh).
+// Measured on an H200 (same models, one run, old and new binaries alternating): batch 1
+// 0.485-0.488 -> 0.346 ms per step (Mamba-1), 0.482 -> 0.313-0.318 (Mamba-2). Fusing alone
+// gave nothing (0.489 / 0.498): the kernels were latency-bound on staging x with one scalar
+// load per element and on two waves of blocks; the 16-byte staging and the smaller
+// register footprint (w8 below) made the difference.
+// Needs n_in % 8 == 0, W and x 16-byte aligned, n_in <= 12288 (48 KB of shared memory);
+// else the caller keeps cuBLAS.
 #include <stdint.h>
 #include <string.h>
 
@@ -137,7 +146,8 @@ __device__ void stage_gated_norm(float *xs, const T *x, const gemv_fuse_dev &f, 
             ms_ld8(f.gnorm_w + k, w);
         }
 #pragma unroll
-        for (int v = 0; v < 8; v++) xs[k + v] = round_to<T>(xs[k + v] * (ginv[(k + v) / f.gs] * w[v]));
+        for (int v = 0; v < 8; v++)
+            xs[k + v] = round_to<T>(xs[k + v] * (ginv[(k + v) / f.gs] * w[v]));
     }
 }
 
@@ -160,8 +170,9 @@ __device__ void conv_step(const gemv_fuse_dev &f, int c, float v)
  * 16-bit weights: 64 registers, so four blocks fit an SM and a d_model 768 in_proj's 384-419
  * blocks run in one wave). */
 template <typename T, typename O, int PRO, int PRE>
-__global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2) gemv_kernel(O *out, const T *x, const T *__restrict__ W,
-                                                   int n_in, int n_out, float beta, gemv_fuse_dev f)
+__global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
+    gemv_kernel(O *out, const T *x, const T *__restrict__ W, int n_in, int n_out, float beta,
+                gemv_fuse_dev f)
 {
     extern __shared__ float xs[]; /* [n_in] */
     __shared__ float sh[32];
