@@ -460,8 +460,9 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
  * tokens), one that holds the longest chunk (rounded up to 32 rows), if the allocated
  * scratch holds the call's buffers at that length with each buffer placed as allocated.
  * Reads of 160 tokens fill 62.5% of 128-row segments' rows; in 160-row segments the
- * H200 ran the Mamba-2 reads workload 12% faster (0.680 -> 0.759 M tok/s; bundled DNA
- * model 4.55 -> 4.90 M). One long stream keeps 128 (1.00 M; 0.95 M at 160). */
+ * H200 ran the reference Mamba-2's reads workload 11% faster (0.673-0.679 -> 0.749 M
+ * tok/s, bf16; the bundled DNA model within its run-to-run spread). One long stream keeps
+ * 128 (1.00 M; 0.95 M with every segment 160 long). */
 static int call_seg_len_for(const cu_ctx *g, const ms_config *c, const ms_chunk *chunks,
                             int n_chunks)
 {
