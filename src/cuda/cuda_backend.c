@@ -820,19 +820,31 @@ static int norm_in_proj(const cu_ctx *g, const ms_config *c, const cu_layer *w, 
     return one_token(g, c, T, bt) && ms_cu_gemv_ok(w->in_proj_w, NULL, T, c->d_model, g->esz);
 }
 
-/* proj = in_proj(norm(resid)) (+ bias), the conv step on its rows conv_lo .. + conv_n into
- * xc: one kernel (where norm_in_proj). */
-static int decode_in_proj(cu_ctx *g, const ms_config *c, const cu_layer *w, int l,
-                          const ms_cu_batch *bt, int conv_lo, int conv_n)
+/* proj = in_proj(hs) (+ bias); or, where fused_in (norm_in_proj), in_proj(norm(resid))
+ * (+ bias) with the conv step on its rows conv_lo .. conv_lo + conv_n - 1 into xc, in one
+ * kernel (the caller then skips the conv). */
+static int in_proj(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
+                   int fused_in, int conv_lo, int conv_n)
 {
+    const cu_layer *w = &g->layers[l];
+    const int D = c->d_model, ldp = ms_in_proj_rows(c);
+    if (!fused_in) {
+        int rc;
+        if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
+                       "in_proj")))
+            return rc;
+        if (w->in_proj_b)
+            CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
+                   "in_proj bias kernel");
+        return MS_OK;
+    }
     const ms_cu_gemv_fuse f = {
         .resid = g->resid, .norm_w = w->norm_w, .norm_b = w->norm_b, .eps = c->norm_eps,
         .rms = c->rms_norm, .bias = w->in_proj_b, .conv_lo = conv_lo, .conv_n = conv_n,
         .conv_k = c->d_conv, .conv_w = w->conv_w, .conv_b = w->conv_b, .bt = bt,
         .conv_off = layer_state_off(c, l), .xc = g->xc,
     };
-    CU_TRY(ms_cu_gemv_fused(g->proj, 0, NULL, w->in_proj_w, g->dt, c->d_model,
-                            ms_in_proj_rows(c), 0.f, &f, g->stream),
+    CU_TRY(ms_cu_gemv_fused(g->proj, 0, NULL, w->in_proj_w, g->dt, D, ldp, 0.f, &f, g->stream),
            "in_proj kernel (norm, conv fused)");
     return MS_OK;
 }
@@ -878,20 +890,11 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
                         int fused_in, const float **bias_pending)
 {
     const cu_layer *w = &g->layers[l];
-    const int D = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
+    const int E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
     const int ldp = 2 * E, ldx = R + 2 * N;
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
     int rc;
-    if (fused_in) {
-        if ((rc = decode_in_proj(g, c, w, l, bt, 0, E))) return rc;
-    } else {
-        if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
-                       "in_proj")))
-            return rc;
-        if (w->in_proj_b)
-            CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
-                   "in_proj bias kernel");
-    }
+    if ((rc = in_proj(g, c, l, bt, T, fused_in, 0, E))) return rc;
     if (g->fused_decode && T == bt->n_chunks && !c->falcon) {
         /* every chunk is one token (decode): conv + state shift in one kernel (or in
          * in_proj's), x_proj, then dt_proj + scan + gate in one kernel (decode_m1.cu) */
@@ -1005,19 +1008,12 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
                         int use_ssd, int fused_in, const float **bias_pending)
 {
     const cu_layer *w = &g->layers[l];
-    const int D = c->d_model, E = c->d_inner, N = c->d_state, G = c->n_groups;
+    const int E = c->d_inner, N = c->d_state, G = c->n_groups;
     const int ldp = ms_in_proj_rows(c), cd = ms_conv_dim(c);
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
     int rc;
-    if (fused_in) { /* norm, in_proj and the conv step in one kernel */
-        if ((rc = decode_in_proj(g, c, w, l, bt, E, cd))) return rc;
-    } else {
-        if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
-                       "in_proj")))
-            return rc;
-        if (w->in_proj_b)
-            CU_TRY(ms_cu_bias_add(g->proj, g->dt, ldp, w->in_proj_b, T, ldp, g->stream),
-                   "in_proj bias kernel");
+    if ((rc = in_proj(g, c, l, bt, T, fused_in, E, cd))) return rc; /* xBC's conv where fused */
+    if (!fused_in) {
         if (g->fused_decode && T == bt->n_chunks) /* one token per chunk: conv + shift fused */
             CU_TRY(ms_cu_decode_conv(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off,
                                      w->conv_w, w->conv_b, cd, c->d_conv, g->stream),

@@ -48,21 +48,6 @@ template <typename T> __device__ __forceinline__ void w8_float(const w8<T> &r, f
     ms_ld8(reinterpret_cast<const T *>(r.q), v);
 }
 
-/* The fusion's members the kernel reads (ms_cu_gemv_fuse, by value; bt's pointers too). */
-struct gemv_fuse_dev {
-    const float *resid, *norm_w, *norm_b;
-    float eps;
-    int rms;
-    const void *gz;
-    const float *gnorm_w;
-    int gs;
-    const float *bias;
-    int conv_lo, conv_n, conv_k;
-    const float *conv_w, *conv_b;
-    float *const *state;
-    size_t conv_off;
-    void *xc;
-};
 
 template <typename T> __device__ __forceinline__ float round_to(float v)
 {
@@ -86,7 +71,7 @@ __device__ void stage_plain(float *xs, const T *x, int n)
 
 /* xs[k] = norm(resid)[k] rounded to T (add_norm.cu's arithmetic) */
 template <typename T>
-__device__ void stage_norm(float *xs, const gemv_fuse_dev &f, int n, float *sh, const float *nw)
+__device__ void stage_norm(float *xs, const ms_cu_gemv_fuse &f, int n, float *sh, const float *nw)
 {
     float sum = 0.f;
     for (int k = threadIdx.x * 8; k < n; k += GEMV_ROW) {
@@ -117,7 +102,7 @@ __device__ void stage_norm(float *xs, const gemv_fuse_dev &f, int n, float *sh, 
 /* xs[k] = gated RMSNorm of (x, z) rounded to T (gated_rmsnorm.cu's arithmetic); nw: the
  * thread's first 8 gnorm weights */
 template <typename T>
-__device__ void stage_gated_norm(float *xs, const T *x, const gemv_fuse_dev &f, int n, float *sh,
+__device__ void stage_gated_norm(float *xs, const T *x, const ms_cu_gemv_fuse &f, int n, float *sh,
                                  const float *nw)
 {
     __shared__ float ginv[GEMV_GMAX];
@@ -151,12 +136,13 @@ __device__ void stage_gated_norm(float *xs, const T *x, const gemv_fuse_dev &f, 
     }
 }
 
-/* decode_m1.cu's conv step for channel c of the one stream, on its input v */
+/* decode_m1.cu's conv step for channel c of the one stream (state: bt's state pointers), on
+ * its input v */
 template <typename T>
-__device__ void conv_step(const gemv_fuse_dev &f, int c, float v)
+__device__ void conv_step(const ms_cu_gemv_fuse &f, float *const *state, int c, float v)
 {
     const int S = f.conv_k - 1;
-    float *st = f.state[0] + f.conv_off + (size_t)c * S;
+    float *st = state[0] + f.conv_off + (size_t)c * S;
     const float *wc = f.conv_w + (size_t)c * f.conv_k;
     float acc = f.conv_b ? f.conv_b[c] : 0.f;
     for (int k = 0; k < S; k++) acc += wc[k] * st[k];
@@ -172,7 +158,7 @@ __device__ void conv_step(const gemv_fuse_dev &f, int c, float v)
 template <typename T, typename O, int PRO, int PRE>
 __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
     gemv_kernel(O *out, const T *x, const T *__restrict__ W, int n_in, int n_out, float beta,
-                gemv_fuse_dev f)
+                ms_cu_gemv_fuse f, float *const *state)
 {
     extern __shared__ float xs[]; /* [n_in] */
     __shared__ float sh[32];
@@ -217,7 +203,7 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
         if (f.bias) acc = round_to<O>(acc) + f.bias[j];
         ms_st(out + j, acc);
         const int c = j - f.conv_lo;
-        if (c >= 0 && c < f.conv_n) conv_step<T>(f, c, round_to<O>(acc));
+        if (c >= 0 && c < f.conv_n) conv_step<T>(f, state, c, round_to<O>(acc));
     }
 }
 
@@ -245,17 +231,18 @@ extern "C" cudaError_t ms_cu_gemv_fused(void *out, int out_f32, const void *x, c
     const ms_cu_gemv_fuse *u = fu ? fu : &none;
     if (!ms_cu_gemv_fuse_ok(u, n_in) || (u->conv_n && (!u->bt || u->conv_k < 1)))
         return cudaErrorInvalidValue;
-    const gemv_fuse_dev f = {u->resid, u->norm_w, u->norm_b, u->eps, u->rms, u->gz, u->gnorm_w,
-                             u->gs, u->bias, u->conv_lo, u->conv_n, u->conv_k, u->conv_w,
-                             u->conv_b, u->bt ? u->bt->state : NULL, u->conv_off, u->xc};
+    /* the kernel takes the fusion by value; of bt (a host struct) only the device array of
+     * state pointers */
+    const ms_cu_gemv_fuse f = *u;
+    float *const *state = u->bt ? u->bt->state : NULL;
     const int pro = u->resid ? 1 : u->gz ? 2 : 0;
     dim3 grid((n_out + 7) / 8);
     const size_t sh = sizeof(float) * (size_t)n_in;
 #define GEMV(O, P)                                                                           \
     return pre3 ? ms_launch(gemv_kernel<X, O, P, 3>, grid, 256, sh, stream, (O *)out,      \
-                            (const X *)x, (const X *)W, n_in, n_out, beta, f)              \
+                            (const X *)x, (const X *)W, n_in, n_out, beta, f, state)       \
                 : ms_launch(gemv_kernel<X, O, P, GEMV_PRE>, grid, 256, sh, stream, (O *)out, \
-                            (const X *)x, (const X *)W, n_in, n_out, beta, f)
+                            (const X *)x, (const X *)W, n_in, n_out, beta, f, state)
     MS_DISPATCH(dt, X, {
         const int pre3 = n_in <= 3 * 256 && sizeof(X) == 2;
         if (out_f32) {
