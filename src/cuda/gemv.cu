@@ -48,7 +48,6 @@ template <typename T> __device__ __forceinline__ void w8_float(const w8<T> &r, f
     ms_ld8(reinterpret_cast<const T *>(r.q), v);
 }
 
-
 template <typename T> __device__ __forceinline__ float round_to(float v)
 {
     T t;
