@@ -13,8 +13,7 @@ template <typename T>
 __global__ void add_norm_kernel(T *out, float *out_f32, float *resid, const float *delta_bias,
                                 const float *w, const float *b, float eps, int rms, int D)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     __shared__ float sh[32];
     const int t = blockIdx.x;
     float *r = resid + (size_t)t * D;
@@ -47,8 +46,7 @@ template <typename T>
 __global__ void add_norm_vec_kernel(T *out, float *out_f32, float *resid, const float *delta_bias,
                                     const float *w, const float *b, float eps, int rms, int D)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     __shared__ float sh[32];
     const int t = blockIdx.x, i0 = threadIdx.x * 8;
     const bool live = i0 < D;

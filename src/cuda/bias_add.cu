@@ -5,8 +5,7 @@
 template <typename T>
 __global__ void bias_add_kernel(T *x, int ldx, const float *bias, int n)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     T *r = x + (size_t)blockIdx.x * ldx;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ms_st(r + i, ms_ld(r + i) + bias[i]);
 }

@@ -355,17 +355,20 @@ static int cb_in_S(const ms_config *c, size_t L)
     return (size_t)c->d_inner * c->d_state >= (size_t)c->n_groups * L * L;
 }
 
-/* One scratch buffer: where its device pointer goes, and either its own bytes (n; 0: not
- * allocated) or the buffer it lives in (in, a pointer set earlier in the list's allocation)
- * and the byte offset there; need: the bytes it spans (from off, where placed). Each
- * placement is decided once, in scratch_plan's list. */
+/* One scratch buffer: where its device pointer goes, the bytes it needs, and, when it is
+ * placed in another buffer, that buffer (in, a pointer set earlier in the list's
+ * allocation) and the byte offset there (it then spans need bytes from off). Only a buffer
+ * with no host is allocated (need 0: none). Each placement is decided once, in
+ * scratch_plan's list. */
 typedef struct scratch_buf {
     void **p;
-    size_t n;
+    size_t need;
     void **in;
     size_t off;
-    size_t need;
 } scratch_buf;
+
+/* bytes a plan entry allocates of its own */
+static size_t scratch_own(const scratch_buf *b) { return b->in ? 0 : b->need; }
 #define SCRATCH_MAX 32
 
 /* The scratch of a context of T tokens and Q SSD segments of L rows per call (the other
@@ -386,9 +389,9 @@ static int scratch_plan(const cu_ctx *g, const ms_config *c, size_t T, size_t Q,
     const int alias = m2 && ssd_alias(c, L);
     const int yi_p = m2 && yi_in_proj(c, T, Q * L), cb_s = m2 && cb_in_S(c, L);
     if (ldyi) *ldyi = yi_p ? (int)W : c->d_inner;
-    /* {pointer, own bytes} or {pointer, 0, lives in, at byte offset, spanning need bytes} */
-#define OWN(ptr, bytes) {(void **)(ptr), (bytes), NULL, 0, (bytes)}
-#define IN(ptr, host, off, need) {(void **)(ptr), 0, (void **)(host), (off), (need)}
+    /* {pointer, own bytes} or {pointer, bytes spanned, lives in, at byte offset} */
+#define OWN(ptr, bytes) {(void **)(ptr), (bytes), NULL, 0}
+#define IN(ptr, host, off, need) {(void **)(ptr), (need), (void **)(host), (off)}
 #define OWN_OR_IN(cond, ptr, bytes, host, off) \
     ((cond) ? (scratch_buf)IN(ptr, host, off, bytes) : (scratch_buf)OWN(ptr, bytes))
     const scratch_buf list[] = {
@@ -429,7 +432,7 @@ static int scratch_plan(const cu_ctx *g, const ms_config *c, size_t T, size_t Q,
     *total = 0;
     for (int i = 0; i < n; i++) {
         b[i] = list[i];
-        *total += list[i].n;
+        *total += scratch_own(&list[i]);
     }
     return n;
 }
@@ -446,9 +449,9 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
     g->n_plan = n;
     for (int i = 0; i < n; i++) {
         if (b[i].in) continue;
-        if (dev_alloc(g, b[i].p, b[i].n) != MS_OK) return MS_ERR_BACKEND;
+        if (dev_alloc(g, b[i].p, b[i].need) != MS_OK) return MS_ERR_BACKEND;
         /* finite contents everywhere: rows past the batch are read (and multiplied by 0) */
-        if (b[i].n) CU_TRY(zero_sync(g, *b[i].p, b[i].n), "cudaMemset (scratch)");
+        if (b[i].need) CU_TRY(zero_sync(g, *b[i].p, b[i].need), "cudaMemset (scratch)");
     }
     for (int i = 0; i < n; i++)
         if (b[i].in) *b[i].p = (char *)*b[i].in + b[i].off;
@@ -481,11 +484,11 @@ static int call_seg_len_for(const cu_ctx *g, const ms_config *c, const ms_chunk 
     for (int i = 0; i < n; i++) {
         const scratch_buf *a = &g->plan[i];
         if (b[i].in != a->in) return L; /* placed otherwise at this length */
-        size_t room = a->n;
+        size_t room = a->need;
         if (a->in) { /* from the allocated offset to the end of its host */
             room = 0;
             for (int j = 0; j < n; j++)
-                if (g->plan[j].p == a->in) room = g->plan[j].n - a->off;
+                if (g->plan[j].p == a->in) room = g->plan[j].need - a->off;
         }
         if (b[i].need > room) return L;
     }

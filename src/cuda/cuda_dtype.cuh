@@ -149,11 +149,11 @@ __device__ __forceinline__ float ms_block_sum(float v, float *sh)
 /* Programmatic dependent launch (Hopper): a kernel launched by ms_launch while the PDL
  * switch is on (launch.cu; the backend turns it on for decode calls) may start before the
  * previous kernel in the stream ends, so it can read its weights, or just be resident,
- * while that kernel runs. Such a kernel calls ms_pdl_wait() in every thread before it
- * touches anything an earlier kernel writes or reads (it returns once the previous kernel
- * has ended and its writes are visible; that kernel waited on its own predecessor, so the
- * whole stream before is done), then ms_pdl_trigger() to let the next kernel start
- * launching. Both are no-ops in a launch without the attribute and below sm_90. */
+ * while that kernel runs. Such a kernel calls ms_pdl_begin() in every thread before it
+ * touches anything an earlier kernel writes or reads: its wait returns once the previous
+ * kernel has ended and its writes are visible (that kernel waited on its own predecessor,
+ * so the whole stream before is done); then it lets the next kernel start launching. Both
+ * steps are no-ops in a launch without the attribute and below sm_90. */
 __device__ __forceinline__ void ms_pdl_wait()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -165,6 +165,11 @@ __device__ __forceinline__ void ms_pdl_trigger()
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+}
+__device__ __forceinline__ void ms_pdl_begin()
+{
+    ms_pdl_wait();
+    ms_pdl_trigger();
 }
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization

@@ -32,8 +32,7 @@ __global__ void __launch_bounds__(128) decode_conv_kernel(
     T *xc, int ldo, const T *x, int ldx, ms_cu_batch bt, size_t conv_off, const float *w,
     const float *b, int C, int K)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const int c = blockIdx.x * blockDim.x + threadIdx.x, i = blockIdx.y;
     if (c >= C) return;
     const int t = bt.chunk_start[i], S = K - 1;
@@ -105,8 +104,7 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     const int c = gid / LPC, lane = gid % LPC;
     float wd[DT_PRE]; /* a weight: read before the wait */
     decode_dt_pre<T, LPC>(Wdt, c < E ? c : 0, lane, R, wd);
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const int i = blockIdx.y, t = bt.chunk_start[i], NR = R + 2 * N;
     for (int k = threadIdx.x; k < NR; k += blockDim.x) sr[k] = ms_ld(xdbl + (size_t)t * NR + k);
     __syncthreads();
@@ -160,8 +158,7 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
         if (live && lane + v * LPC < N4) a4[v] = ap[lane + v * LPC];
     float wd[DT_PRE];
     decode_dt_pre<T, LPC>(Wdt, live ? c : 0, lane, R, wd);
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     if (live) {
 #pragma unroll
         for (int v = 0; v < NV; v++) {

@@ -18,8 +18,7 @@ template <typename T>
 __global__ void decode_m2_scan_kernel(ms_cu_scan_args a, ms_cu_batch bt)
 {
     extern __shared__ float sbc[]; /* B [N], C [N] */
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const int h = blockIdx.x, i = blockIdx.y, N = a.N, Q = N / 16;
     const int p = threadIdx.x / Q, q = threadIdx.x % Q, g = h / a.heads_per_group;
     const size_t t = (size_t)bt.chunk_start[i];

@@ -4,8 +4,7 @@
 
 __global__ void embed_kernel(float *resid, const float *emb, const int32_t *tokens, int D)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const int t = blockIdx.x;
     const float *src = emb + (size_t)tokens[t] * D;
     float *dst = resid + (size_t)t * D;

@@ -10,8 +10,7 @@ template <typename T>
 __global__ void gated_rmsnorm_kernel(T *y, int ldy, const T *z, int ldz, const float *w, float eps,
                                      int gs)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     __shared__ float sh[32];
     const int t = blockIdx.x, g0 = blockIdx.y * gs;
     T *yr = y + (size_t)t * ldy + g0;
@@ -36,8 +35,7 @@ template <typename T>
 __global__ void gated_rmsnorm_vec_kernel(T *y, int ldy, const T *z, int ldz, const float *w,
                                          float eps, int gs)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     __shared__ float sh[32];
     const int t = blockIdx.x, g0 = blockIdx.y * gs, i0 = threadIdx.x * 8;
     T *yr = y + (size_t)t * ldy + g0;

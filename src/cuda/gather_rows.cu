@@ -5,8 +5,7 @@
 template <typename T>
 __global__ void gather_rows_kernel(T *dst, const T *src, const int32_t *rows, int D)
 {
-    ms_pdl_wait(); /* PDL: see cuda_dtype.cuh */
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const T *s = src + (size_t)rows[blockIdx.x] * D;
     T *d = dst + (size_t)blockIdx.x * D;
     for (int i = threadIdx.x; i < D; i += blockDim.x) d[i] = s[i];

@@ -171,8 +171,7 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
     float nw[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     const float *nwp = PRO == 1 ? f.norm_w : PRO == 2 ? f.gnorm_w : NULL;
     if (nwp && threadIdx.x * 8 < n_in) ms_ld8(nwp + threadIdx.x * 8, nw);
-    ms_pdl_wait();
-    ms_pdl_trigger();
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     if (PRO == 1) stage_norm<T>(xs, f, n_in, sh, nw);
     else if (PRO == 2) stage_gated_norm<T>(xs, x, f, n_in, sh, nw);
     else stage_plain<T>(xs, x, n_in);
