@@ -253,10 +253,12 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
                 const int n = 4 * v + k;
                 h[n] = ms_ex2_ftz(d[j] * A[n]) * h[n] + dx[j] * bb[k];
             }
-            if (out) {
+            if (out) { /* one FMA per state (a + b c + d e would add a product and a sum) */
                 const float4 cc = row[4 + v];
-                acc0 += h[4 * v] * cc.x + h[4 * v + 1] * cc.y;
-                acc1 += h[4 * v + 2] * cc.z + h[4 * v + 3] * cc.w;
+                acc0 = fmaf(h[4 * v], cc.x, acc0);
+                acc1 = fmaf(h[4 * v + 1], cc.y, acc1);
+                acc0 = fmaf(h[4 * v + 2], cc.z, acc0);
+                acc1 = fmaf(h[4 * v + 3], cc.w, acc1);
             }
         }
         if (out && j < nt) {
