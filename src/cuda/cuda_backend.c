@@ -48,6 +48,10 @@ typedef struct {
     float *out_proj_b;               /* [D] */
 } cu_layer;
 
+/* Where Mamba-2's SSD buffers live (scratch_plan): xs / hin / ys in m (alias), yi in
+ * proj's xBC columns (yi_p), cb in S (cb_s). */
+typedef struct { int alias, yi_p, cb_s; } scratch_place;
+
 typedef struct {
     int device;
     cudaStream_t stream;
@@ -102,6 +106,7 @@ typedef struct {
     size_t weight_bytes, scratch_bytes;
     struct scratch_buf *plan;        /* the allocated scratch, as scratch_plan listed it */
     int n_plan;
+    scratch_place place;             /* its placements that depend on Q and L (place_for) */
     /* the last forward's work as a CUDA graph, replayed while the batch's shape repeats
      * (decode: one token per stream per call) */
     cudaGraphExec_t graph;
@@ -355,6 +360,17 @@ static int cb_in_S(const ms_config *c, size_t L)
     return (size_t)c->d_inner * c->d_state >= (size_t)c->n_groups * L * L;
 }
 
+/* The placements that depend on a call's segments: decided for the context when its
+ * scratch is allocated, then kept for each of its calls, whose buffers are sized under them
+ * (call_seg_len_for). */
+static scratch_place place_for(const ms_config *c, size_t T, size_t Q, size_t L)
+{
+    const int m2 = c->arch == MS_ARCH_MAMBA2;
+    const scratch_place pl = {m2 && ssd_alias(c, L), m2 && yi_in_proj(c, T, Q * L),
+                              m2 && cb_in_S(c, L)};
+    return pl;
+}
+
 /* One scratch buffer: where its device pointer goes, the bytes it needs, and, when it is
  * placed in another buffer, that buffer (in, a pointer set earlier in the list's
  * allocation) and the byte offset there (it then spans need bytes from off). Only a buffer
@@ -372,13 +388,14 @@ static size_t scratch_own(const scratch_buf *b) { return b->in ? 0 : b->need; }
 #define SCRATCH_MAX 32
 
 /* The scratch of a context of T tokens and Q SSD segments of L rows per call (the other
- * batch caps in g already set): the buffers into b[SCRATCH_MAX], their count returned,
- * their bytes summed into *total, yi's row stride (which follows its placement) into
- * *ldyi. The fit check (before the weights are up: classifier.bias's V floats then count
- * as 0), alloc_scratch (Q = cap_seg, L = seg_len) and call_seg_len_for (a call's own Q and
- * L against what was allocated) read the same list. */
+ * batch caps in g already set), with the placements keep (NULL: those place_for decides
+ * for T, Q, L): the buffers into b[SCRATCH_MAX], their count returned, their bytes summed
+ * into *total, yi's row stride (which follows its placement) into *ldyi. The fit check
+ * (before the weights are up: classifier.bias's V floats then count as 0), alloc_scratch
+ * (Q = cap_seg, L = seg_len) and call_seg_len_for (a call's own Q and L under the
+ * allocated placements) read the same list. */
 static int scratch_plan(const cu_ctx *g, const ms_config *c, size_t T, size_t Q, size_t L,
-                        scratch_buf *b, size_t *total, int *ldyi)
+                        const scratch_place *keep, scratch_buf *b, size_t *total, int *ldyi)
 {
     const size_t D = c->d_model, E = c->d_inner, N = c->d_state, V = g->n_out;
     const size_t e = g->esz;
@@ -386,8 +403,8 @@ static int scratch_plan(const cu_ctx *g, const ms_config *c, size_t T, size_t Q,
     if (!m2) Q = 0;
     const size_t H = c->n_heads, G = c->n_groups;
     const size_t W = (size_t)ms_in_proj_rows(c);
-    const int alias = m2 && ssd_alias(c, L);
-    const int yi_p = m2 && yi_in_proj(c, T, Q * L), cb_s = m2 && cb_in_S(c, L);
+    const scratch_place pl = keep ? *keep : place_for(c, T, Q, L);
+    const int alias = pl.alias, yi_p = pl.yi_p, cb_s = pl.cb_s;
     if (ldyi) *ldyi = yi_p ? (int)W : c->d_inner;
     /* {pointer, own bytes} or {pointer, bytes spanned, lives in, at byte offset} */
 #define OWN(ptr, bytes) {(void **)(ptr), (bytes), NULL, 0}
@@ -444,8 +461,9 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
     scratch_buf *b = calloc(SCRATCH_MAX, sizeof *b);
     if (!b) return MS_ERR_NOMEM;
     g->plan = b;
-    const int n = scratch_plan(g, c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len, b,
-                               &g->scratch_bytes, &g->ssd_ldyi);
+    g->place = place_for(c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len);
+    const int n = scratch_plan(g, c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len,
+                               &g->place, b, &g->scratch_bytes, &g->ssd_ldyi);
     g->n_plan = n;
     for (int i = 0; i < n; i++) {
         if (b[i].in) continue;
@@ -478,8 +496,8 @@ static int call_seg_len_for(const cu_ctx *g, const ms_config *c, const ms_chunk 
     const int L2 = (max_n + 31) / 32 * 32;
     scratch_buf b[SCRATCH_MAX];
     size_t total;
-    const int n = scratch_plan(g, c, (size_t)g->cap_tokens, (size_t)n_chunks, (size_t)L2, b,
-                               &total, NULL);
+    const int n = scratch_plan(g, c, (size_t)g->cap_tokens, (size_t)n_chunks, (size_t)L2,
+                               &g->place, b, &total, NULL);
     if (n != g->n_plan) return L;
     for (int i = 0; i < n; i++) {
         const scratch_buf *a = &g->plan[i];
@@ -568,8 +586,8 @@ static int cu_init(ms_ctx *ctx)
     CU_TRY(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     scratch_buf plan[SCRATCH_MAX];
     size_t sb = 0;
-    scratch_plan(g, c, (size_t)g->cap_tokens, (size_t)g->cap_seg, (size_t)g->seg_len, plan, &sb,
-                 NULL);
+    scratch_plan(g, c, (size_t)g->cap_tokens, (size_t)g->cap_seg, (size_t)g->seg_len, NULL, plan,
+                 &sb, NULL);
     if (wb + sb > free_b) {
         ms_error("model does not fit on CUDA device %d: needs %.1f MiB (weights %.1f MiB in %s + "
                  "scratch %.1f MiB for max_tokens %d), %.1f MiB free of %.1f MiB",
