@@ -21,8 +21,10 @@
  *    models/kws-mamba2-small reproduces its export-time logits (reference.safetensors) in
  *    fp32 within test_models.c's tolerance, bf16 within the bound;
  *  - decode (one token per stream per call, the fused step of decode_m1.cu, graphs on and
- *    off, and the general path): 6 unequal streams over 400 steps; Mamba-1 d_state 16 and
- *    64, odd d_inner, K 2/3/4; Mamba-2 (fused conv step) d_state 64/128, n_groups 1/3; every step's logits within 1e-5 relative of the CPU decoding
+ *    off, the general path, and Mamba-1's wide scan kernel for many streams): 6 unequal
+ *    streams over 400 steps; Mamba-1 d_state 16 and 64, odd d_inner, K 2/3/4; Mamba-2
+ *    (fused conv step) d_state 64/128, n_groups 1/3; every step's logits within 1e-5
+ *    relative of the CPU decoding
  *    the same way and of each stream run whole on the GPU; final states likewise;
  *  - a bad device index is refused with MS_ERR_BACKEND and one clear line. */
 #include <math.h>
@@ -920,10 +922,14 @@ static void test_fused_decode(void **st)
         whole_streams(gpu, ids, lens, DB, DL, V, ll);
         ms_ctx_free(gpu);
 
-        const char *modes[][2] = {{"1", "1"}, {"1", "0"}, {"0", "1"}}; /* fused, graphs */
-        for (int k = 0; k < 3; k++) {
+        /* fused, graphs, and the streams from which Mamba-1 takes the wide scan kernel
+         * (2: every call here but the one-stream tail) */
+        const char *modes[][3] = {{"1", "1", "0"}, {"1", "0", "0"}, {"0", "1", "0"}, {"1", "1", "2"}};
+        for (int k = 0; k < 4; k++) {
+            if (sh->mamba2 && k == 3) break;
             setenv("MS_CUDA_FUSED_DECODE", modes[k][0], 1);
             setenv("MS_CUDA_GRAPHS", modes[k][1], 1);
+            setenv("MS_CUDA_DEC_WIDE", modes[k][2], 1);
             gpu = gpu_ctx(m, cp.max_tokens, DB, MS_PREC_FP32);
             poison(lg, nl);
             decode_streams(gpu, ids, lens, DB, DL, V, lg, sg);
@@ -931,9 +937,9 @@ static void test_fused_decode(void **st)
             const double ec = worst_step_err(lg, lc, lens, DB, DL, V);
             const double el = worst_step_err(lg, ll, lens, DB, DL, V);
             const double es = tu_rel_err(sg, sc, ns * DB);
-            print_message("  %-30s fused %s graphs %s: worst step vs cpu %.2e, vs long chunk "
-                          "%.2e, states %.2e\n",
-                          desc, modes[k][0], modes[k][1], ec, el, es);
+            print_message("  %-30s fused %s graphs %s wide %s: worst step vs cpu %.2e, vs long "
+                          "chunk %.2e, states %.2e\n",
+                          desc, modes[k][0], modes[k][1], modes[k][2], ec, el, es);
             if (ec > worst_cpu) worst_cpu = ec;
             if (el > worst_long) worst_long = el;
             if (es > worst_state) worst_state = es;
@@ -941,6 +947,7 @@ static void test_fused_decode(void **st)
         }
         unsetenv("MS_CUDA_FUSED_DECODE");
         unsetenv("MS_CUDA_GRAPHS");
+        unsetenv("MS_CUDA_DEC_WIDE");
         free(ids); free(lc); free(lg); free(ll); free(sc); free(sg);
         ms_model_free(m);
     }

@@ -113,6 +113,8 @@ typedef struct {
     int graph_key[11];
     int use_graphs;
     int fused_decode;                /* one-token chunks through decode_m1.cu */
+    int dec_wide;                    /* Mamba-1 decode of at least this many streams: the
+                                      * wide scan kernel (0: never) */
     int gemv;                        /* one-token products through gemv.cu */
     int pdl;                         /* decode calls' kernels by programmatic dependent launch */
     int n_states;                    /* live stream states */
@@ -176,6 +178,12 @@ static int seg_len_for(const ms_config *c)
 /* The longest segment a Mamba-2 call may take (call_seg_len_for); xc keeps this many rows
  * past the batch for the SSD products. */
 #define SSD_SEG_MAX 256
+
+/* Mamba-1 decode calls of this many streams or more take dt_proj as a product and the wide
+ * scan kernel (decode_m1.cu); fewer run the per-lane one, which fuses dt_proj. H200, the
+ * reference model, ms per step per-lane / wide: batch 32 0.70 / 0.71, 64 0.79 / 0.78, 128
+ * 0.99 / 0.92, 1024 4.33 / 2.90. */
+#define DEC_WIDE_MIN 64
 
 /* Mamba-2 batches whose longest chunk is shorter than this take the recurrent scan (decode,
  * short pieces); longer ones the SSD form, whose cost per segment is set by L, not n. */
@@ -561,6 +569,10 @@ static int cu_init(ms_ctx *ctx)
     /* 0: one-token chunks take the general path (comparison, debugging) */
     const char *fenv = getenv("MS_CUDA_FUSED_DECODE");
     g->fused_decode = !(fenv && !strcmp(fenv, "0"));
+    /* MS_CUDA_DEC_WIDE=N: Mamba-1 decode calls of N or more streams take dt_proj as a
+     * product and the wide scan kernel (0: never; comparison, tests) */
+    const char *wenv = getenv("MS_CUDA_DEC_WIDE");
+    g->dec_wide = wenv ? atoi(wenv) : DEC_WIDE_MIN;
     const char *venv = getenv("MS_CUDA_GEMV"); /* 0: cuBLAS for every product (comparison) */
     g->gemv = !(venv && !strcmp(venv, "0"));
     const char *penv = getenv("MS_CUDA_PDL"); /* 0: decode kernels launched plainly (comparison) */
@@ -925,10 +937,16 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
                    "decode conv kernel");
         if ((rc = gemm(g, g->xdbl, g->cdt, ldx, g->xc, E, w->x_proj_w, T, E, ldx, 0.f, "x_proj")))
             return rc;
+        /* many streams: dt_proj as a product, then the wide scan kernel */
+        const int wide = g->dec_wide > 0 && bt->n_chunks >= g->dec_wide &&
+                         ms_cu_decode_m1_wide_ok(N, ssm_off);
+        if (wide && (rc = gemm(g, g->dtb, g->cdt, E, g->xdbl, ldx, w->dt_proj_w, T, R, E, 0.f,
+                               "dt_proj")))
+            return rc;
         ms_cu_decode_m1_args da = {
             .y = g->y, .xc = g->xc, .xdbl = g->xdbl, .xz = g->proj, .ldp = ldp,
             .dt_proj_w = w->dt_proj_w, .dt_bias = w->dt_bias, .A = w->A, .D = w->D,
-            .E = E, .N = N, .R = R, .ssm_off = ssm_off,
+            .E = E, .N = N, .R = R, .ssm_off = ssm_off, .dt_raw = wide ? g->dtb : NULL,
         };
         CU_TRY(ms_cu_decode_m1_scan(&da, g->dt, bt, g->stream), "decode scan kernel");
         return out_proj(g, c, l, T, bt, NULL, bias_pending);

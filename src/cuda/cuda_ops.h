@@ -107,9 +107,13 @@ typedef struct {
     const float *dt_bias, *A, *D;          /* [E] (may be NULL), [E][N] = -exp(A_log), [E] */
     int E, N, R;
     size_t ssm_off;                        /* layer offset (floats) in a state block */
+    const void *dt_raw;                    /* NULL, or dt_proj's output [T][E] (act, before
+                                            * the bias): then the wide form, for many streams
+                                            * (needs ms_cu_decode_m1_wide_ok(N, ssm_off)) */
 } ms_cu_decode_m1_args;
 cudaError_t ms_cu_decode_m1_scan(const ms_cu_decode_m1_args *a, ms_cu_dtype dt,
                                  const ms_cu_batch *bt, cudaStream_t stream);
+int ms_cu_decode_m1_wide_ok(int N, size_t ssm_off);
 
 /* Mamba-2's scan for chunks of one token (decode_m2.cu): arguments as ms_cu_selective_scan
  * (mamba2 = 1, z NULL). Needs N % 16 == 0 with N / 16 a power of two <= 16, P N / 16 <=
