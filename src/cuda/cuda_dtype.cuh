@@ -132,6 +132,27 @@ __device__ __forceinline__ float ms_softplus_f(float x)
     return fmaxf(x, 0.f) + t * p;
 }
 
+/* One step of the causal depthwise conv1d of one channel (decode): st holds the channel's
+ * last K-1 inputs, oldest first (K <= MS_CONV_KMAX), w its K weights, b its bias; returns
+ * silu(b + sum_k<K-1 w[k] st[k] + w[K-1] v) and shifts v into st. The sum runs in the order
+ * of conv1d_silu.cu's, so a step equals the chunk path within float32 rounding. */
+#define MS_CONV_KMAX 8
+__device__ __forceinline__ float ms_conv_step(float *st, const float *w, float b, float v, int K)
+{
+    const int S = K - 1;
+    float win[MS_CONV_KMAX - 1];
+#pragma unroll
+    for (int k = 0; k < MS_CONV_KMAX - 1; k++) win[k] = k < S ? st[k] : 0.f;
+    float acc = b;
+#pragma unroll
+    for (int k = 0; k < MS_CONV_KMAX - 1; k++)
+        if (k < S) acc += w[k] * win[k];
+    acc += w[S] * v;
+#pragma unroll
+    for (int k = 0; k < MS_CONV_KMAX - 1; k++)
+        if (k < S) st[k] = k + 1 < S ? win[k + 1] : v;
+    return ms_silu_f(acc);
+}
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread
  * gets the total. sh: 32 floats of shared memory. */
 __device__ __forceinline__ float ms_block_sum(float v, float *sh)

@@ -6,8 +6,8 @@
 //   per channel c (state st [C][K-1], oldest first):
 //     xc[t][c] = silu(b[c] + sum_{k<K-1} w[c][k] st[c][k] + w[c][K-1] x[t][c]),
 //     st[c] = (st[c][1..K-2], x[t][c]).
-//   Grid (ceil(C / 128), n_chunks), 128 threads, one channel per thread (each thread reads
-//   and rewrites only its own channel's state, so the shift is in place).
+//   Grid (ceil(C / 128), n_chunks), 128 threads, one channel per thread (ms_conv_step;
+//   each thread reads and rewrites only its own channel's state, so the shift is in place).
 // ms_cu_decode_m1_scan: dt_proj + softplus + the scan's state update + D skip + SiLU(z)
 //   gate, per channel c and state n, from the stream's xdbl row (dt_in | B | C, x_proj's
 //   output) staged in shared memory:
@@ -27,8 +27,7 @@
 // order of the dt_proj sum), so the result equals the chunk path within float32 rounding.
 #include "cuda_dtype.cuh"
 
-#define DEC_KMAX 8
-
+/* One thread per channel (ms_conv_step on its own state row, in place). */
 template <typename T>
 __global__ void __launch_bounds__(128) decode_conv_kernel(
     T *xc, int ldo, const T *x, int ldx, ms_cu_batch bt, size_t conv_off, const float *w,
@@ -37,22 +36,10 @@ __global__ void __launch_bounds__(128) decode_conv_kernel(
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const int c = blockIdx.x * blockDim.x + threadIdx.x, i = blockIdx.y;
     if (c >= C) return;
-    const int t = bt.chunk_start[i], S = K - 1;
-    float *st = bt.state[i] + conv_off + (size_t)c * S;
-    const float *wc = w + (size_t)c * K;
-    float win[DEC_KMAX];
-#pragma unroll
-    for (int k = 0; k < DEC_KMAX - 1; k++) win[k] = k < S ? st[k] : 0.f;
+    const int t = bt.chunk_start[i];
+    float *st = bt.state[i] + conv_off + (size_t)c * (K - 1);
     const float in = ms_ld(x + (size_t)t * ldx + c);
-    float acc = b ? b[c] : 0.f;
-#pragma unroll
-    for (int k = 0; k < DEC_KMAX - 1; k++)
-        if (k < S) acc += wc[k] * win[k];
-    acc += wc[S] * in;
-    ms_st(xc + (size_t)t * ldo + c, ms_silu_f(acc));
-#pragma unroll
-    for (int k = 0; k < DEC_KMAX - 1; k++)
-        if (k < S) st[k] = k + 1 < S ? win[k + 1] : in;
+    ms_st(xc + (size_t)t * ldo + c, ms_conv_step(st, w + (size_t)c * K, b ? b[c] : 0.f, in, K));
 }
 
 /* The mask of this thread's LPC-lane group (LPC a power of two <= 32). */
@@ -289,7 +276,7 @@ extern "C" cudaError_t ms_cu_decode_conv(void *xc, int ldo, const void *x, int l
                                          const float *w, const float *b, int C, int K,
                                          cudaStream_t stream)
 {
-    if (K < 1 || K > DEC_KMAX) return cudaErrorInvalidValue; /* window in registers */
+    if (K < 1 || K > MS_CONV_KMAX) return cudaErrorInvalidValue; /* window in registers */
     if (bt->n_chunks <= 0) return cudaSuccess;
     dim3 grid((C + 127) / 128, bt->n_chunks);
     MS_DISPATCH(dt, X, return ms_launch(decode_conv_kernel<X>, grid, 128, 0, stream, (X *)xc, ldo,

@@ -135,19 +135,14 @@ __device__ void stage_gated_norm(float *xs, const T *x, const ms_cu_gemv_fuse &f
     }
 }
 
-/* decode_m1.cu's conv step for channel c of the one stream (state: bt's state pointers), on
- * its input v */
+/* The conv step (ms_conv_step) for channel c of the one stream (state: bt's state
+ * pointers), on its input v */
 template <typename T>
 __device__ void conv_step(const ms_cu_gemv_fuse &f, float *const *state, int c, float v)
 {
-    const int S = f.conv_k - 1;
-    float *st = state[0] + f.conv_off + (size_t)c * S;
-    const float *wc = f.conv_w + (size_t)c * f.conv_k;
-    float acc = f.conv_b ? f.conv_b[c] : 0.f;
-    for (int k = 0; k < S; k++) acc += wc[k] * st[k];
-    acc += wc[S] * v;
-    ms_st((T *)f.xc + c, ms_silu_f(acc));
-    for (int k = 0; k < S; k++) st[k] = k + 1 < S ? st[k + 1] : v;
+    float *st = state[0] + f.conv_off + (size_t)c * (f.conv_k - 1);
+    const float b = f.conv_b ? f.conv_b[c] : 0.f;
+    ms_st((T *)f.xc + c, ms_conv_step(st, f.conv_w + (size_t)c * f.conv_k, b, v, f.conv_k));
 }
 
 /* PRO: how x is staged: 0 as given, 1 norm of f.resid, 2 gated norm of x by f.gz. PRE:
@@ -227,7 +222,8 @@ extern "C" cudaError_t ms_cu_gemv_fused(void *out, int out_f32, const void *x, c
     if (n_out <= 0) return cudaSuccess;
     static const ms_cu_gemv_fuse none = {0};
     const ms_cu_gemv_fuse *u = fu ? fu : &none;
-    if (!ms_cu_gemv_fuse_ok(u, n_in) || (u->conv_n && (!u->bt || u->conv_k < 1)))
+    if (!ms_cu_gemv_fuse_ok(u, n_in) ||
+        (u->conv_n && (!u->bt || u->conv_k < 1 || u->conv_k > MS_CONV_KMAX)))
         return cudaErrorInvalidValue;
     /* the kernel takes the fusion by value; of bt (a host struct) only the device array of
      * state pointers */
