@@ -4,9 +4,10 @@
 //   d       = clamp(softplus(dt_raw[t][h] + dt_bias[h]), dt_min, dt_max)
 //   h[p][n] = exp(d A[h]) h[p][n] + d x[t][hP + p] B[t][g N + n]
 //   y[t][hP + p] = sum_n h[p][n] C[t][g N + n] + D[h] x[t][hP + p]
-// Block: P * Q threads, Q = N / 16: thread (p, q) holds states 16 q .. 16 q + 15 of channel
-// p as four float4, so a warp reads and writes one contiguous run of the state; y's sum
-// over n is a shuffle over the Q lanes of the channel. B and C rows go through shared
+// Block: P * Q threads, Q = N / 16: thread (p, q) holds the float4s q, q + Q, q + 2Q, q + 3Q
+// of channel p's state row, so each of a warp's four 16-byte accesses covers whole
+// contiguous sectors (with 16 consecutive states per thread each access used half of
+// every sector it touched); y's sum over n is a shuffle over the Q lanes of the channel. B and C rows go through shared
 // memory once per block. selective_scan.cu's recurrent kernel, which this replaces for
 // decode, gave each thread 16 states strided by 8 with 4-byte accesses and its own B/C
 // loads: 27 ms per step at batch 1024 on an H200 (reference Mamba-2), 1.8x mamba_ssm's.
@@ -28,26 +29,27 @@ __global__ void decode_m2_scan_kernel(ms_cu_scan_args a, ms_cu_batch bt)
         sbc[n] = ms_ld(B + n);
         sbc[N + n] = ms_ld(C + n);
     }
-    float *st = bt.state[i] + a.state_off + ((size_t)h * a.P + p) * N + 16 * q;
+    /* thread (p, q) holds the float4s q + v Q (v < 4) of channel p's row */
+    float4 *st = reinterpret_cast<float4 *>(bt.state[i] + a.state_off + ((size_t)h * a.P + p) * N);
     float4 s[4];
 #pragma unroll
-    for (int v = 0; v < 4; v++) s[v] = reinterpret_cast<const float4 *>(st)[v];
+    for (int v = 0; v < 4; v++) s[v] = st[q + v * Q];
     float d = ms_softplus_f(ms_ld((const T *)a.dt + t * a.lddt + h) + a.dt_bias[h]);
     d = fminf(fmaxf(d, a.dt_min), a.dt_max);
     const float dA = ms_exp_nonpos(d * a.A[h]);
     const float xv = ms_ld((const T *)a.x + t * a.ldx + (size_t)h * a.P + p), dx = d * xv;
     __syncthreads();
-    const float *Bs = sbc + 16 * q, *Cs = sbc + N + 16 * q;
     float acc = 0.f;
 #pragma unroll
     for (int v = 0; v < 4; v++) {
         float *e = reinterpret_cast<float *>(&s[v]);
+        const float *Bs = sbc + 4 * (q + v * Q), *Cs = sbc + N + 4 * (q + v * Q);
 #pragma unroll
         for (int k = 0; k < 4; k++) {
-            e[k] = dA * e[k] + dx * Bs[4 * v + k];
-            acc += e[k] * Cs[4 * v + k];
+            e[k] = dA * e[k] + dx * Bs[k];
+            acc += e[k] * Cs[k];
         }
-        reinterpret_cast<float4 *>(st)[v] = s[v];
+        st[q + v * Q] = s[v];
     }
     /* the Q lanes of a channel are adjacent; a block smaller than a warp masks the rest */
     const unsigned mask = blockDim.x >= 32 ? 0xffffffffu : (1u << blockDim.x) - 1u;
