@@ -191,16 +191,15 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     }
 }
 
-/* Many streams (decode batches of a hundred or more): one thread per channel, the channel's
- * N = 4 NV <= 16 states in registers, d from dt_proj's output computed beforehand (dt_raw
- * [T][E], cuBLAS). At batch 1024 the per-lane form above is bound by instruction issue
- * (ncu, H200: 78% of issue slots, 1.3 TB/s): per state it spends ~37 instructions on the
- * split dt_proj dot, its shuffles, the per-lane softplus and y's reduction; here ~10. The
- * block's state rows (128 channels x N floats, contiguous) move between memory and shared
- * memory as whole 16-byte words per thread (rows padded to N + 4 floats, so a warp's reads
- * of its channels' rows hit distinct banks). One stream per block: 4 streams per block,
- * sharing A, held 122 registers and ran 79 us per layer at batch 1024 against 58 us (DRAM
- * 49% against 67%). Grid (ceil(E / 128), n_chunks). */
+/* Many streams (decode calls of 64 or more: the backend's DEC_WIDE_MIN): one thread per channel,
+ * its N = 4 NV <= 16 states in registers, d from dt_proj's output computed beforehand (dt_raw
+ * [T][E], cuBLAS). At batch 1024 the per-lane form above is bound by instruction issue (ncu, H200:
+ * 78% of issue slots, 1.3 TB/s): per state it spends ~37 instructions on the split dt_proj dot,
+ * its shuffles, the per-lane softplus and y's reduction; here ~10. The block's state rows (128
+ * channels x N floats, contiguous) move between memory and shared memory as whole 16-byte words
+ * per thread (rows padded to N + 4 floats, so a warp's reads of its channels' rows hit distinct
+ * banks). One stream per block: 4 streams per block, sharing A, held 122 registers and ran 79 us
+ * per layer at batch 1024 against 58 us (DRAM 49% against 67%). Grid (ceil(E / 128), n_chunks). */
 template <typename T, int NV>
 __global__ void __launch_bounds__(128) decode_m1_scan_wide_kernel(
     T *y, const T *xc, const T *xdbl, const T *xz, int ldp, ms_cu_batch bt, size_t ssm_off,

@@ -7,10 +7,11 @@
 // Block: P * Q threads, Q = N / 16: thread (p, q) holds the float4s q, q + Q, q + 2Q, q + 3Q
 // of channel p's state row, so each of a warp's four 16-byte accesses covers whole
 // contiguous sectors (with 16 consecutive states per thread each access used half of
-// every sector it touched); y's sum over n is a shuffle over the Q lanes of the channel. B and C rows go through shared
-// memory once per block. selective_scan.cu's recurrent kernel, which this replaces for
-// decode, gave each thread 16 states strided by 8 with 4-byte accesses and its own B/C
-// loads: 27 ms per step at batch 1024 on an H200 (reference Mamba-2), 1.8x mamba_ssm's.
+// every sector it touched); y's sum over n is a shuffle over the Q lanes of the channel. B
+// and C rows go through shared memory once per block. selective_scan.cu's recurrent
+// kernel, which this replaces for decode, gave each thread 16 states strided by 8 with
+// 4-byte accesses and its own B/C loads: 27 ms per step at batch 1024 on an H200
+// (reference Mamba-2), 1.8x mamba_ssm's.
 #include <stdint.h>
 
 #include "cuda_dtype.cuh"
