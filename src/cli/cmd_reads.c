@@ -25,12 +25,15 @@
 #include "score_engine.h"
 #include "sink.h"
 
-/* Chunks in flight between stages (reads are short): at least two batches. The engine
- * fills a whole batch before each call (deterministic batches), so with rings of two
- * batches the reader fills the next batch while the device runs this one and the output
- * thread drains the last; rings of 64 chunks made a batch of 512 wait on the reader and
- * the output thread in turn. */
+/* Chunks in flight between stages (reads are short): two batches, at least RING_CHUNKS and
+ * at most RING_MAX (a chunk holds up to --chunk bases and, scored, 16 bytes of logits a
+ * base: the cap bounds what a slow output stage can hold back). The engine fills a whole
+ * batch before each call (deterministic batches), so with rings of two batches the reader
+ * fills the next batch while the device runs this one and the output thread drains the
+ * last; rings of 64 chunks made a batch of 512 wait on the reader and the output thread in
+ * turn. */
 #define RING_CHUNKS 64
+#define RING_MAX 8192
 
 typedef enum { OUT_TABLE, OUT_PER_BASE, OUT_ALN, OUT_HIDDEN } out_kind;
 
@@ -325,7 +328,8 @@ int ms_cmd_reads(int argc, char **argv)
         goto done;
     ms_model_info info;
     if (ms_cli_dna_alphabet(model, o.common.model_dir, o.alphabet, &info) != 0) goto done;
-    const size_t ring = o.common.batch > RING_CHUNKS / 2 ? 2 * (size_t)o.common.batch : RING_CHUNKS;
+    size_t ring = 2 * (size_t)o.common.batch;
+    ring = ring < RING_CHUNKS ? RING_CHUNKS : ring > RING_MAX ? RING_MAX : ring;
     in = ms_ring_new(ring);
     out = ms_ring_new(ring);
     if (!in || !out) goto done;
