@@ -105,7 +105,6 @@ typedef struct {
     int n_allocs, cap_allocs;
     size_t weight_bytes, scratch_bytes;
     struct scratch_buf *plan;        /* the allocated scratch, as scratch_plan listed it */
-    int n_plan;
     scratch_place place;             /* its placements that depend on Q and L (place_for) */
     /* the last forward's work as a CUDA graph, replayed while the batch's shape repeats
      * (decode: one token per stream per call) */
@@ -472,7 +471,6 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
     g->place = place_for(c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len);
     const int n = scratch_plan(g, c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len,
                                &g->place, b, &g->scratch_bytes, &g->ssd_ldyi);
-    g->n_plan = n;
     for (int i = 0; i < n; i++) {
         if (b[i].in) continue;
         if (dev_alloc(g, b[i].p, b[i].need) != MS_OK) return MS_ERR_BACKEND;
@@ -504,12 +502,12 @@ static int call_seg_len_for(const cu_ctx *g, const ms_config *c, const ms_chunk 
     const int L2 = (max_n + 31) / 32 * 32;
     scratch_buf b[SCRATCH_MAX];
     size_t total;
+    /* the same list as allocated, each buffer in the same place (placements kept), so
+     * entry i is g->plan[i]'s; n_chunks <= cap_seg keeps hin clear of ys's offset in m */
     const int n = scratch_plan(g, c, (size_t)g->cap_tokens, (size_t)n_chunks, (size_t)L2,
                                &g->place, b, &total, NULL);
-    if (n != g->n_plan) return L;
     for (int i = 0; i < n; i++) {
         const scratch_buf *a = &g->plan[i];
-        if (b[i].in != a->in) return L; /* placed otherwise at this length */
         size_t room = a->need;
         if (a->in) { /* from the allocated offset to the end of its host */
             room = 0;

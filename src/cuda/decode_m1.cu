@@ -124,6 +124,19 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     }
 }
 
+/* Four states of one channel one token on, as the chunk path's scan steps them:
+ * h = exp(d A) h + (d x) B, A its four entries of -exp(A_log); returns sum h C over them. */
+__device__ __forceinline__ float ssm_step4(float4 &h, float4 a, float d, float dx, const float *B,
+                                           const float *C)
+{
+    const float L2E = 1.4426950408889634f;
+    h.x = exp2f(d * (a.x * L2E)) * h.x + dx * B[0];
+    h.y = exp2f(d * (a.y * L2E)) * h.y + dx * B[1];
+    h.z = exp2f(d * (a.z * L2E)) * h.z + dx * B[2];
+    h.w = exp2f(d * (a.w * L2E)) * h.w + dx * B[3];
+    return fmaf(h.x, C[0], h.y * C[1]) + fmaf(h.z, C[2], h.w * C[3]);
+}
+
 /* The same with 4 states per float4: LPC lanes per channel, lane l holding the float4s
  * l + v LPC (v < NV) of the channel's state and A rows (needs N % 4 == 0 and 16-byte
  * aligned rows). The state, A, x and z loads are issued before the shared-memory barrier,
@@ -163,23 +176,13 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     const unsigned gmask = lane_mask<LPC>();
     const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask, wd);
     const float *Bs = sr + R, *Cs = sr + R + N;
-    const float L2E = 1.4426950408889634f;
     float acc = 0.f;
 #pragma unroll
     for (int v = 0; v < NV; v++) {
         const int n4 = lane + v * LPC;
         if (n4 < N4) {
-            const int n = 4 * n4;
-            float4 q = h[v];
-            q.x = exp2f(d * (a4[v].x * L2E)) * q.x + d * Bs[n] * xv;
-            q.y = exp2f(d * (a4[v].y * L2E)) * q.y + d * Bs[n + 1] * xv;
-            q.z = exp2f(d * (a4[v].z * L2E)) * q.z + d * Bs[n + 2] * xv;
-            q.w = exp2f(d * (a4[v].w * L2E)) * q.w + d * Bs[n + 3] * xv;
-            hp[n4] = q;
-            acc += q.x * Cs[n];
-            acc += q.y * Cs[n + 1];
-            acc += q.z * Cs[n + 2];
-            acc += q.w * Cs[n + 3];
+            acc += ssm_step4(h[v], a4[v], d, d * xv, Bs + 4 * n4, Cs + 4 * n4);
+            hp[n4] = h[v];
         }
     }
 #pragma unroll
@@ -243,22 +246,14 @@ __global__ void __launch_bounds__(128) decode_m1_scan_wide_kernel(
         const float d = ms_softplus_f(dv + bias), dx = d * xv;
         const float *Bs = sbc, *Cs = sbc + N;
         float4 *row = reinterpret_cast<float4 *>(&sh[threadIdx.x * RW]);
-        const float L2E = 1.4426950408889634f;
-        float acc0 = 0.f, acc1 = 0.f;
+        float acc = 0.f;
 #pragma unroll
         for (int v = 0; v < NV; v++) {
             float4 q = row[v];
-            q.x = exp2f(d * (a4[v].x * L2E)) * q.x + dx * Bs[4 * v];
-            q.y = exp2f(d * (a4[v].y * L2E)) * q.y + dx * Bs[4 * v + 1];
-            q.z = exp2f(d * (a4[v].z * L2E)) * q.z + dx * Bs[4 * v + 2];
-            q.w = exp2f(d * (a4[v].w * L2E)) * q.w + dx * Bs[4 * v + 3];
+            acc += ssm_step4(q, a4[v], d, dx, Bs + 4 * v, Cs + 4 * v);
             row[v] = q;
-            acc0 = fmaf(q.x, Cs[4 * v], acc0);
-            acc1 = fmaf(q.y, Cs[4 * v + 1], acc1);
-            acc0 = fmaf(q.z, Cs[4 * v + 2], acc0);
-            acc1 = fmaf(q.w, Cs[4 * v + 3], acc1);
         }
-        ms_st(y + t * E + c, (acc0 + acc1 + Dc * xv) * ms_silu_f(zv));
+        ms_st(y + t * E + c, (acc + Dc * xv) * ms_silu_f(zv));
     }
     __syncthreads();
 #pragma unroll
