@@ -115,6 +115,7 @@ typedef struct {
     int dec_wide;                    /* Mamba-1 decode of at least this many streams: the
                                       * wide scan kernel (0: never) */
     int gemv;                        /* one-token products through gemv.cu */
+    int gemm_few;                    /* 16-bit products of 2-32 tokens through gemm_few.cu */
     int pdl;                         /* decode calls' kernels by programmatic dependent launch */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
@@ -573,6 +574,8 @@ static int cu_init(ms_ctx *ctx)
     g->dec_wide = wenv ? atoi(wenv) : DEC_WIDE_MIN;
     const char *venv = getenv("MS_CUDA_GEMV"); /* 0: cuBLAS for every product (comparison) */
     g->gemv = !(venv && !strcmp(venv, "0"));
+    const char *fwenv = getenv("MS_CUDA_GEMM_FEW"); /* 0: cuBLAS for 2-32 tokens (comparison) */
+    g->gemm_few = !(fwenv && !strcmp(fwenv, "0"));
     const char *penv = getenv("MS_CUDA_PDL"); /* 0: decode kernels launched plainly (comparison) */
     g->pdl = !(penv && !strcmp(penv, "0")) && ms_cu_pdl_supported();
     g->cap_tokens = p->max_tokens;
@@ -736,6 +739,14 @@ static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const vo
     if (g->gemv && it == g->cdt && (ot == g->cdt || ot == CUDA_R_32F) &&
         ms_cu_gemv_ok(W, x, T, n_in, g->esz)) {
         CU_TRY(ms_cu_gemv(out, ot == CUDA_R_32F, x, W, g->dt, n_in, n_out, beta, g->stream),
+               what);
+        return MS_OK;
+    }
+    /* 2-32 tokens (decode of a few streams), 16-bit: ours, which reads its weights under PDL */
+    if (g->gemm_few && it == g->cdt && (ot == g->cdt || ot == CUDA_R_32F) &&
+        ms_cu_gemm_few_ok(W, x, ldx, T, n_in, g->dt)) {
+        CU_TRY(ms_cu_gemm_few(out, ot == CUDA_R_32F, ldo, x, ldx, W, g->dt, T, n_in, n_out, beta,
+                              g->stream),
                what);
         return MS_OK;
     }

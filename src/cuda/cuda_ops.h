@@ -166,6 +166,14 @@ int ms_cu_gemv_ok(const void *W, const void *x, int T, int n_in, size_t esz);
 cudaError_t ms_cu_gemv(void *out, int out_f32, const void *x, const void *W, ms_cu_dtype dt,
                        int n_in, int n_out, float beta, cudaStream_t stream);
 
+/* Products of calls of 2-32 tokens in bf16 / fp16 on the tensor cores (gemm_few.cu):
+ * out[t][j] (ld ldo) = sum_k W[j][k] x[t][k] (x ld ldx) (+ beta out[t][j]), t < T; out
+ * float32 when out_f32, else dtype. ms_cu_gemm_few_ok says whether the call suits it. */
+int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in, ms_cu_dtype dt);
+cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int ldx,
+                           const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
+                           float beta, cudaStream_t stream);
+
 /* What a one-token product of decode also does in the same kernel (ms_cu_gemv_fused), so
  * a step takes fewer dependent launches. Zeroed members do nothing. Each part rounds
  * where the separate kernel it replaces stores, so results match the unfused path within

@@ -1,0 +1,168 @@
+// gemm_few.cu - the products of calls of 2-32 tokens (decode of a few streams), 16-bit
+// weights and activations on the tensor cores:
+//   out[t][j] = sum_k W[j][k] x[t][k] (+ beta out[t][j]),   t < T <= 32, j < n_out,
+// W [n_out][n_in] row-major (a weight), x [T][ldx], out [T][ldo] float32 or the activation
+// type, float32 accumulation (mma.sync m16n8k16: the tokens are mma's M, W's rows its N).
+// Why not cuBLAS: its small-N kernels take 4-6 us per product of a decode step (ncu, H200)
+// for 0.2-5 MB of weights, and they cannot start early under PDL. This kernel reads its
+// weights before the PDL wait (cuda_dtype.cuh), while the kernel before it runs.
+// Measured on an H200 (reference 768 x 24 models, bf16, graphs; ms per decode step,
+// cuBLAS / this, MS_CUDA_GEMM_FEW=0 / on): Mamba-1 batch 2 0.583 / 0.427, 8 0.605 / 0.451,
+// 16 0.615 / 0.479, 32 0.691 / 0.631; Mamba-2 batch 2 0.468 / 0.399, 8 0.545 / 0.476, 16
+// 0.625 / 0.583. At 48 and 64 tokens it lost (Mamba-1 batch 64 0.774 / 0.952): every block
+// reads all of x, T n_in values, for its 8 rows of W, so x's traffic outgrows W's (and
+// cutting the tokens over blocks instead re-reads W: 0.93), hence T <= 32.
+//
+// Fragments straight from global memory, no shared-memory staging: lane (g, q) = (lane / 4,
+// lane % 4) loads 16 bytes, elements k0 + 8q .. k0 + 8q + 7, of W row j0 + g and of x rows
+// g and g + 8 of each 16-token tile, and feeds them to two mma k16 steps. That puts mma's
+// k index through a permutation (its slots 2q, 2q+1, 2q+8, 2q+9 of step 0 are elements 8q
+// .. 8q+3, of step 1 elements 8q+4 .. 8q+7), the same for both operands, so the sum over k
+// is unchanged; each 16-byte load is whole 32-byte sectors.
+//
+// Block: 8 rows of W (one n-tile), 8 warps each over an eighth of n_in and all MT 16-token
+// tiles (registers acc[MT][4]); the eighths are summed through shared memory in a fixed
+// order (deterministic). Grid ceil(n_out / 8). Blocks of 32 or 16 rows over halves or
+// quarters of n_in read x less often but put fewer blocks in flight: Mamba-1 batch 16
+// 0.807 / 0.556 ms per step against 0.440 for eighths (batch 64: 1.42 / 1.06 / 0.894).
+// Needs n_in % 32 == 0, W, x 16-byte aligned, ldx % 8 == 0 (ms_cu_gemm_few_ok).
+#include <stdint.h>
+
+#include "cuda_dtype.cuh"
+
+/* 16-byte weight loads per lane before the PDL wait: a warp's whole eighth for n_in up to
+ * FEW_PRE x 32 x 8 = 1536 (longer rows read the rest after) */
+#define FEW_PRE 6
+#define FEW_MAX_T 32
+
+/* c += a b on the tensor cores (m16n8k16, float32 accumulators): a the 16 x 16 tile of x
+ * in mma's A layout, b W's 16 x 8 in its B layout, two 16-bit values per register */
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1,
+                                         __nv_bfloat16)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1,
+                                         __half)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint4 ld16(const void *p)
+{
+    return __ldg(reinterpret_cast<const uint4 *>(p));
+}
+
+/* Two k16 steps on the 32 columns at k0 (permuted as above) for every token tile:
+ * w = W row j0 + g's 16 bytes at k0 + 8q; xr[m][h] = x row 16 m + g + 8 h. */
+template <typename T, int MT>
+__device__ __forceinline__ void few_step(float (*acc)[4], const uint4 &w, const T *const (*xr)[2],
+                                         int k)
+{
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        const uint4 lo = ld16(xr[m][0] + k), hi = ld16(xr[m][1] + k);
+        const uint32_t a0[4] = {lo.x, hi.x, lo.y, hi.y}, a1[4] = {lo.z, hi.z, lo.w, hi.w};
+        mma16816(acc[m], a0, w.x, w.y, T());
+        mma16816(acc[m], a1, w.z, w.w, T());
+    }
+}
+
+template <typename T, typename O, int MT>
+__global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T *x, int ldx,
+                                                       const T *__restrict__ W, int n_in,
+                                                       int n_out, int nt_tok, float beta)
+{
+    /* the sums of parts 1-7: [part - 1][MT 4 values][lane] */
+    __shared__ float red[7 * MT * 4 * 32];
+    const int part = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int jt = blockIdx.x * 8, steps = n_in / 32;
+    const int s0 = steps * part / 8, s1 = steps * (part + 1) / 8;
+    const T *w = W + (size_t)min(jt + g, n_out - 1) * n_in + q * 8;
+    uint4 wp[FEW_PRE];
+#pragma unroll
+    for (int i = 0; i < FEW_PRE; i++)
+        if (s0 + i < s1) wp[i] = ld16(w + (s0 + i) * 32);
+    ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
+    const T *xr[MT][2];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) /* rows past the call's tokens read its last (unused) */
+            xr[m][h] = x + (size_t)min(m * 16 + g + 8 * h, nt_tok - 1) * ldx + q * 8;
+    float acc[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; m++) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
+#pragma unroll
+    for (int i = 0; i < FEW_PRE; i++)
+        if (s0 + i < s1) few_step<T, MT>(acc, wp[i], xr, (s0 + i) * 32);
+    for (int s = s0 + FEW_PRE; s < s1; s += FEW_PRE) { /* parts longer than the prefetch */
+#pragma unroll
+        for (int i = 0; i < FEW_PRE; i++)
+            if (s + i < s1) wp[i] = ld16(w + (s + i) * 32);
+#pragma unroll
+        for (int i = 0; i < FEW_PRE; i++)
+            if (s + i < s1) few_step<T, MT>(acc, wp[i], xr, (s + i) * 32);
+    }
+    if (part > 0)
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) red[((part - 1) * MT * 4 + m * 4 + c) * 32 + lane] = acc[m][c];
+    __syncthreads();
+    if (part > 0) return;
+    for (int p = 1; p < 8; p++) /* in a fixed order: the same sums every run */
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[m][c] += red[((p - 1) * MT * 4 + m * 4 + c) * 32 + lane];
+    /* accumulator c of tile m: token 16 m + g + 8 (c / 2), W row jt + 2 q + c % 2 */
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int t = m * 16 + g + 8 * (c >> 1), j = jt + 2 * q + (c & 1);
+            if (t < nt_tok && j < n_out) {
+                O *o = out + (size_t)t * ldo + j;
+                ms_st(o, beta != 0.f ? acc[m][c] + beta * ms_ld(o) : acc[m][c]);
+            }
+        }
+}
+
+extern "C" int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in,
+                                 ms_cu_dtype dt)
+{
+    return (dt == MS_CU_BF16 || dt == MS_CU_F16) && T >= 2 && T <= FEW_MAX_T && n_in > 0 &&
+           n_in % 32 == 0 && ldx % 8 == 0 && (uintptr_t)W % 16 == 0 && (uintptr_t)x % 16 == 0;
+}
+
+extern "C" cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int ldx,
+                                      const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
+                                      float beta, cudaStream_t stream)
+{
+    if (n_out <= 0) return cudaSuccess;
+    if (!ms_cu_gemm_few_ok(W, x, ldx, T, n_in, dt)) return cudaErrorInvalidValue;
+    const int mt = (T + 15) / 16;
+    const dim3 grid((n_out + 7) / 8);
+#define FEW(X, O, M)                                                                       \
+    if (mt == M)                                                                           \
+        return ms_launch(gemm_few_kernel<X, O, M>, grid, 256, 0, stream, (O *)out, ldo,     \
+                         (const X *)x, ldx, (const X *)W, n_in, n_out, T, beta);
+#define FEW_ALL(X, O) FEW(X, O, 1) FEW(X, O, 2)
+    if (dt == MS_CU_BF16) {
+        if (out_f32) { FEW_ALL(__nv_bfloat16, float) }
+        else { FEW_ALL(__nv_bfloat16, __nv_bfloat16) }
+    } else {
+        if (out_f32) { FEW_ALL(__half, float) }
+        else { FEW_ALL(__half, __half) }
+    }
+#undef FEW_ALL
+#undef FEW
+    return cudaErrorInvalidValue;
+}

@@ -1,0 +1,203 @@
+/* test_cuda_gemm_few.c - gemm_few.cu's products of 2-32 tokens against a float64 product on
+ * the host.
+ *
+ * Label gpu: exits 77 (skipped, with the reason on stderr) where cudaGetDeviceCount finds no
+ * device. Inputs are multiples of 1/64 below 4 in magnitude, exact in bf16 and fp16, so
+ * every product and every partial sum of float32 accumulation is exact: with float32 output
+ * the result must equal the float64 one whatever the order of the sum (checked within 1e-6
+ * of the sum of |terms|, far below any misplaced term's 1/4096); with 16-bit output within
+ * half a unit in the last place of the type, plus that. Shapes cover one and two token
+ * tiles with partial last tiles, eighths of n_in longer than the prefetch and eighths of
+ * unequal length, row counts that are not multiples of 8, strides wider than the rows, beta
+ * 0 and 1; rows past T and columns past n_out must be left untouched. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/cuda_ops.h"
+#include "test_util.h"
+
+/* x = k / 64, |k| < 256: exact in bf16 (8 significant bits) and fp16 (11) */
+static float rand_q(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return (float)((int)((*s >> 8) % 511) - 255) / 64.f;
+}
+
+static uint16_t to_bf16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)(b >> 16); /* exact for the values above */
+}
+
+static float from_bf16(uint16_t h)
+{
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* fp16 of a normal float with at most 11 significant bits, or of 0 (exact) */
+static uint16_t to_f16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    if (!(b & 0x7fffffffu)) return (uint16_t)(b >> 16);
+    const uint32_t sign = (b >> 16) & 0x8000u, exp = (b >> 23) & 0xff, mant = b & 0x7fffffu;
+    return (uint16_t)(sign | ((exp - 112) << 10) | (mant >> 13));
+}
+
+static float from_f16(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    if (!exp && !mant) {
+        float f;
+        memcpy(&f, &sign, 4);
+        return f;
+    }
+    return (sign ? -1.f : 1.f) * ldexpf(1.f + mant / 1024.f, (int)exp - 15); /* no subnormals here */
+}
+
+typedef struct {
+    int T, n_in, n_out, ldx_pad, ldo_pad;
+} shape;
+
+static void check_one(const shape *sh, ms_cu_dtype dt, int out_f32, float beta, unsigned seed,
+                      double *worst)
+{
+    const int T = sh->T, K = sh->n_in, N = sh->n_out, ldx = K + sh->ldx_pad, ldo = N + sh->ldo_pad;
+    const size_t esz_o = out_f32 ? 4 : 2;
+    unsigned s = seed;
+    uint16_t *W = malloc(sizeof(uint16_t) * (size_t)N * K), *x = malloc(sizeof(uint16_t) * (size_t)T * ldx);
+    float *Wf = malloc(sizeof(float) * (size_t)N * K), *xf = malloc(sizeof(float) * (size_t)T * ldx);
+    /* out has one row more than the call's tokens: it must stay as it was */
+    const size_t n_o = (size_t)(T + 1) * ldo;
+    float *o0 = malloc(sizeof(float) * n_o);
+    unsigned char *ob = malloc(esz_o * n_o), *og = malloc(esz_o * n_o);
+    uint16_t (*enc)(float) = dt == MS_CU_BF16 ? to_bf16 : to_f16;
+    float (*dec)(uint16_t) = dt == MS_CU_BF16 ? from_bf16 : from_f16;
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = enc(Wf[i] = rand_q(&s));
+    for (size_t i = 0; i < (size_t)T * ldx; i++) x[i] = enc(xf[i] = rand_q(&s));
+    for (size_t i = 0; i < n_o; i++) {
+        o0[i] = rand_q(&s);
+        if (out_f32) memcpy(ob + 4 * i, &o0[i], 4);
+        else {
+            const uint16_t h = enc(o0[i]);
+            memcpy(ob + 2 * i, &h, 2);
+        }
+    }
+    void *dW, *dx, *dout;
+    assert_int_equal(cudaMalloc(&dW, sizeof(uint16_t) * (size_t)N * K), cudaSuccess);
+    assert_int_equal(cudaMalloc(&dx, sizeof(uint16_t) * (size_t)T * ldx), cudaSuccess);
+    assert_int_equal(cudaMalloc(&dout, esz_o * n_o), cudaSuccess);
+    assert_int_equal(cudaMemcpy(dW, W, sizeof(uint16_t) * (size_t)N * K, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaMemcpy(dx, x, sizeof(uint16_t) * (size_t)T * ldx, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaMemcpy(dout, ob, esz_o * n_o, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_true(ms_cu_gemm_few_ok(dW, dx, ldx, T, K, dt));
+    assert_int_equal(ms_cu_gemm_few(dout, out_f32, ldo, dx, ldx, dW, dt, T, K, N, beta, 0), cudaSuccess);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    assert_int_equal(cudaMemcpy(og, dout, esz_o * n_o, cudaMemcpyDeviceToHost), cudaSuccess);
+    double err = 0;
+    for (int t = 0; t <= T; t++)
+        for (int j = 0; j < ldo; j++) {
+            const size_t i = (size_t)t * ldo + j;
+            float got;
+            if (out_f32) memcpy(&got, og + 4 * i, 4);
+            else {
+                uint16_t h;
+                memcpy(&h, og + 2 * i, 2);
+                got = dec(h);
+            }
+            if (t == T || j >= N) { /* outside the product: untouched */
+                if (memcmp(og + esz_o * i, ob + esz_o * i, esz_o)) {
+                    print_message("  T %d n_in %d n_out %d: wrote outside at t %d j %d\n", T, K, N, t, j);
+                    fail();
+                }
+                continue;
+            }
+            double ref = beta != 0.f ? (double)beta * o0[i] : 0.0, mag = fabs(ref);
+            for (int k = 0; k < K; k++) {
+                const double p = (double)Wf[(size_t)j * K + k] * xf[(size_t)t * ldx + k];
+                ref += p;
+                mag += fabs(p);
+            }
+            /* 16-bit output: half an ulp of the type at ref (8 or 11 significant bits) */
+            const double ulp = out_f32 ? 0 : ldexp(fabs(ref), dt == MS_CU_BF16 ? -8 : -11);
+            const double bound = 1e-6 * mag + ulp + 1e-30, e = fabs(got - ref);
+            if (e / (mag + 1e-30) > err) err = e / (mag + 1e-30);
+            if (e > bound) {
+                print_message("  T %d n_in %d n_out %d %s out %s beta %g: t %d j %d got %.9g want %.9g\n",
+                              T, K, N, dt == MS_CU_BF16 ? "bf16" : "fp16", out_f32 ? "f32" : "16-bit",
+                              beta, t, j, got, ref);
+                fail();
+            }
+        }
+    if (err > *worst) *worst = err;
+    cudaFree(dW); cudaFree(dx); cudaFree(dout);
+    free(W); free(x); free(Wf); free(xf); free(o0); free(ob); free(og);
+}
+
+static void test_products(void **st)
+{
+    (void)st;
+    static const shape shapes[] = {
+        /* T  n_in  n_out  ldx+  ldo+ */
+        {2, 32, 8, 0, 0},       /* eighths of n_in of 0 and 1 steps of 32 */
+        {7, 96, 100, 8, 3},     /* rows not a multiple of 8, wider strides */
+        {16, 768, 3072, 0, 0},  /* a Mamba-1 in_proj */
+        {17, 1536, 80, 0, 5},   /* x_proj, a partial second token tile */
+        {32, 1536, 768, 16, 0}, /* out_proj */
+        {24, 2048, 40, 0, 0},   /* eighths of 8 steps: past the prefetch */
+        {32, 64, 20000, 0, 0},  /* many rows */
+        {31, 4096 + 96, 264, 0, 0}, /* eighths of 16 and 17 steps */
+    };
+    double worst = 0;
+    unsigned seed = 1;
+    for (int i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++)
+        for (int d = 0; d < 2; d++)
+            for (int of = 0; of < 2; of++)
+                for (int b = 0; b < 2; b++)
+                    check_one(&shapes[i], d ? MS_CU_F16 : MS_CU_BF16, of, (float)b, seed++, &worst);
+    print_message("  gemm_few: %d cases, worst |error| / sum |terms| %.2e\n",
+                  (int)(sizeof shapes / sizeof shapes[0]) * 8, worst);
+}
+
+/* The calls it refuses (the backend then keeps cuBLAS). */
+static void test_refused(void **st)
+{
+    (void)st;
+    void *p;
+    assert_int_equal(cudaMalloc(&p, 1 << 20), cudaSuccess);
+    assert_true(ms_cu_gemm_few_ok(p, p, 64, 2, 64, MS_CU_BF16));
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 1, 64, MS_CU_BF16));   /* one token: gemv.cu */
+    assert_true(ms_cu_gemm_few_ok(p, p, 64, 32, 64, MS_CU_BF16));
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 33, 64, MS_CU_BF16));  /* past 32 tokens */
+    assert_false(ms_cu_gemm_few_ok(p, p, 48, 8, 48, MS_CU_BF16));   /* n_in % 32 */
+    assert_false(ms_cu_gemm_few_ok(p, p, 68, 8, 64, MS_CU_F16));    /* ldx % 8 */
+    assert_false(ms_cu_gemm_few_ok((char *)p + 2, p, 64, 8, 64, MS_CU_F16)); /* alignment */
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 8, 64, MS_CU_F32));    /* float32: cuBLAS */
+    assert_int_equal(ms_cu_gemm_few(p, 1, 64, p, 64, p, MS_CU_F32, 8, 64, 64, 0.f, 0),
+                     cudaErrorInvalidValue);
+    cudaFree(p);
+}
+
+int main(void)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        fprintf(stderr, "test_cuda_gemm_few: SKIP: no CUDA device (%s)\n",
+                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_products),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
