@@ -25,7 +25,9 @@
  *    streams over 400 steps; Mamba-1 d_state 16 and 64, odd d_inner, K 2/3/4; Mamba-2
  *    (fused conv step) d_state 64/128, n_groups 1/3; every step's logits within 1e-5
  *    relative of the CPU decoding
- *    the same way and of each stream run whole on the GPU; final states likewise;
+ *    the same way and of each stream run whole on the GPU; final states likewise; in bf16
+ *    (gemm_few.cu's products of 2-6 streams, with in_proj's conv step, and cuBLAS's)
+ *    within test_bf16's bound of the CPU;
  *  - a bad device index is refused with MS_ERR_BACKEND and one clear line. */
 #include <math.h>
 #include <stdio.h>
@@ -868,6 +870,19 @@ static double worst_step_err(const float *a, const float *ref, const int *lens, 
     return worst;
 }
 
+/* The same over all steps together (one norm, as test_bf16 measures) */
+static double run_err(const float *a, const float *ref, const int *lens, int B, int maxlen, int V)
+{
+    double num = 0, den = 0;
+    for (int b = 0; b < B; b++)
+        for (size_t k = (size_t)b * maxlen * V; k < ((size_t)b * maxlen + lens[b]) * V; k++) {
+            const double d = (double)a[k] - ref[k];
+            num += d * d;
+            den += (double)ref[k] * ref[k];
+        }
+    return isnan(num) ? INFINITY : sqrt(num / den);
+}
+
 /* Decode (chunks of one token: the fused step of decode_m1.cu, and for one stream gemv.cu's
  * fused products; graphs on and off; and the general path with MS_CUDA_FUSED_DECODE=0)
  * against the CPU backend decoding the same way, step by step, and against each stream run
@@ -948,6 +963,21 @@ static void test_fused_decode(void **st)
         unsetenv("MS_CUDA_FUSED_DECODE");
         unsetenv("MS_CUDA_GRAPHS");
         unsetenv("MS_CUDA_DEC_WIDE");
+        /* bf16, with gemm_few.cu's products of 2-6 streams (and in_proj's conv step fused
+         * into them) where n_in % 32 == 0, and with cuBLAS's: within test_bf16's bound */
+        const double bound = 4 * ldexp(1.0, -8) / sqrt(12.0) * sqrt(6.0 * sh->n_layer + 2);
+        for (int k = 0; k < 2; k++) {
+            setenv("MS_CUDA_GEMM_FEW", k ? "1" : "0", 1);
+            gpu = gpu_ctx(m, cp.max_tokens, DB, MS_PREC_BF16);
+            poison(lg, nl);
+            decode_streams(gpu, ids, lens, DB, DL, V, lg, sg);
+            ms_ctx_free(gpu);
+            const double eb = run_err(lg, lc, lens, DB, DL, V);
+            print_message("  %-30s bf16, gemm_few %d: vs cpu %.2e (bound %.2e)\n", desc, k, eb,
+                          bound);
+            assert_true(eb <= bound);
+        }
+        unsetenv("MS_CUDA_GEMM_FEW");
         free(ids); free(lc); free(lg); free(ll); free(sc); free(sg);
         ms_model_free(m);
     }

@@ -99,7 +99,8 @@ static void check_one(const shape *sh, ms_cu_dtype dt, int out_f32, float beta, 
     assert_int_equal(cudaMemcpy(dx, x, sizeof(uint16_t) * (size_t)T * ldx, cudaMemcpyHostToDevice), cudaSuccess);
     assert_int_equal(cudaMemcpy(dout, ob, esz_o * n_o, cudaMemcpyHostToDevice), cudaSuccess);
     assert_true(ms_cu_gemm_few_ok(dW, dx, ldx, T, K, dt));
-    assert_int_equal(ms_cu_gemm_few(dout, out_f32, ldo, dx, ldx, dW, dt, T, K, N, beta, 0), cudaSuccess);
+    assert_int_equal(ms_cu_gemm_few(dout, out_f32, ldo, dx, ldx, dW, dt, T, K, N, beta, NULL, 0),
+                     cudaSuccess);
     assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
     assert_int_equal(cudaMemcpy(og, dout, esz_o * n_o, cudaMemcpyDeviceToHost), cudaSuccess);
     double err = 0;
@@ -181,7 +182,7 @@ static void test_refused(void **st)
     assert_false(ms_cu_gemm_few_ok(p, p, 68, 8, 64, MS_CU_F16));    /* ldx % 8 */
     assert_false(ms_cu_gemm_few_ok((char *)p + 2, p, 64, 8, 64, MS_CU_F16)); /* alignment */
     assert_false(ms_cu_gemm_few_ok(p, p, 64, 8, 64, MS_CU_F32));    /* float32: cuBLAS */
-    assert_int_equal(ms_cu_gemm_few(p, 1, 64, p, 64, p, MS_CU_F32, 8, 64, 64, 0.f, 0),
+    assert_int_equal(ms_cu_gemm_few(p, 1, 64, p, 64, p, MS_CU_F32, 8, 64, 64, 0.f, NULL, 0),
                      cudaErrorInvalidValue);
     cudaFree(p);
 }

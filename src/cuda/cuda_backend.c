@@ -746,7 +746,7 @@ static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const vo
     if (g->gemm_few && it == g->cdt && (ot == g->cdt || ot == CUDA_R_32F) &&
         ms_cu_gemm_few_ok(W, x, ldx, T, n_in, g->dt)) {
         CU_TRY(ms_cu_gemm_few(out, ot == CUDA_R_32F, ldo, x, ldx, W, g->dt, T, n_in, n_out, beta,
-                              g->stream),
+                              NULL, g->stream),
                what);
         return MS_OK;
     }
@@ -863,13 +863,26 @@ static int norm_in_proj(const cu_ctx *g, const ms_config *c, const cu_layer *w, 
 }
 
 /* proj = in_proj(hs) (+ bias); or, where fused_in (norm_in_proj), in_proj(norm(resid))
- * (+ bias) with the conv step on its rows conv_lo .. conv_lo + conv_n - 1 into xc, in one
- * kernel (the caller then skips the conv). */
+ * (+ bias). conv_n > 0 (decode): the caller would run ms_cu_decode_conv on proj's rows
+ * conv_lo .. conv_lo + conv_n - 1; where one kernel can do both (one stream: gemv.cu with
+ * the norm; 2-32 streams: gemm_few.cu), it does, and *conv_done says so. */
 static int in_proj(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, int T,
-                   int fused_in, int conv_lo, int conv_n)
+                   int fused_in, int conv_lo, int conv_n, int *conv_done)
 {
     const cu_layer *w = &g->layers[l];
     const int D = c->d_model, ldp = ms_in_proj_rows(c);
+    const ms_cu_gemv_fuse cf = {
+        .conv_lo = conv_lo, .conv_n = conv_n, .conv_k = c->d_conv, .conv_w = w->conv_w,
+        .conv_b = w->conv_b, .bt = bt, .conv_off = layer_state_off(c, l), .xc = g->xc,
+    };
+    *conv_done = conv_n > 0 && (fused_in || (g->gemm_few && !w->in_proj_b &&
+                                             ms_cu_gemm_few_ok(w->in_proj_w, g->hs, D, T, D, g->dt)));
+    if (!fused_in && *conv_done) {
+        CU_TRY(ms_cu_gemm_few(g->proj, 0, ldp, g->hs, D, w->in_proj_w, g->dt, T, D, ldp, 0.f, &cf,
+                              g->stream),
+               "in_proj kernel (conv fused)");
+        return MS_OK;
+    }
     if (!fused_in) {
         int rc;
         if ((rc = gemm(g, g->proj, g->cdt, ldp, g->hs, D, w->in_proj_w, T, D, ldp, 0.f,
@@ -880,12 +893,13 @@ static int in_proj(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, 
                    "in_proj bias kernel");
         return MS_OK;
     }
-    const ms_cu_gemv_fuse f = {
-        .resid = g->resid, .norm_w = w->norm_w, .norm_b = w->norm_b, .eps = c->norm_eps,
-        .rms = c->rms_norm, .bias = w->in_proj_b, .conv_lo = conv_lo, .conv_n = conv_n,
-        .conv_k = c->d_conv, .conv_w = w->conv_w, .conv_b = w->conv_b, .bt = bt,
-        .conv_off = layer_state_off(c, l), .xc = g->xc,
-    };
+    ms_cu_gemv_fuse f = cf;
+    f.resid = g->resid;
+    f.norm_w = w->norm_w;
+    f.norm_b = w->norm_b;
+    f.eps = c->norm_eps;
+    f.rms = c->rms_norm;
+    f.bias = w->in_proj_b;
     CU_TRY(ms_cu_gemv_fused(g->proj, 0, NULL, w->in_proj_w, g->dt, D, ldp, 0.f, &f, g->stream),
            "in_proj kernel (norm, conv fused)");
     return MS_OK;
@@ -935,12 +949,13 @@ static int mixer_mamba1(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     const int E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
     const int ldp = 2 * E, ldx = R + 2 * N;
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
-    int rc;
-    if ((rc = in_proj(g, c, l, bt, T, fused_in, 0, E))) return rc;
-    if (g->fused_decode && T == bt->n_chunks && !c->falcon) {
-        /* every chunk is one token (decode): conv + state shift in one kernel (or in
-         * in_proj's), x_proj, then dt_proj + scan + gate in one kernel (decode_m1.cu) */
-        if (!fused_in)
+    int rc, conv_done;
+    /* every chunk is one token (decode): conv + state shift in one kernel (or in
+     * in_proj's), x_proj, then dt_proj + scan + gate in one kernel (decode_m1.cu) */
+    const int dec = g->fused_decode && T == bt->n_chunks && !c->falcon;
+    if ((rc = in_proj(g, c, l, bt, T, fused_in, 0, dec ? E : 0, &conv_done))) return rc;
+    if (dec) {
+        if (!conv_done)
             CU_TRY(ms_cu_decode_conv(g->xc, E, g->proj, ldp, g->dt, bt, conv_off, w->conv_w,
                                      w->conv_b, E, K, g->stream),
                    "decode conv kernel");
@@ -1059,10 +1074,11 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     const int E = c->d_inner, N = c->d_state, G = c->n_groups;
     const int ldp = ms_in_proj_rows(c), cd = ms_conv_dim(c);
     const size_t conv_off = layer_state_off(c, l), ssm_off = conv_off + ms_conv_state_floats(c);
-    int rc;
-    if ((rc = in_proj(g, c, l, bt, T, fused_in, E, cd))) return rc; /* xBC's conv where fused */
-    if (!fused_in) {
-        if (g->fused_decode && T == bt->n_chunks) /* one token per chunk: conv + shift fused */
+    int rc, conv_done;
+    const int dec = g->fused_decode && T == bt->n_chunks; /* one token per chunk */
+    if ((rc = in_proj(g, c, l, bt, T, fused_in, E, dec ? cd : 0, &conv_done))) return rc;
+    if (!conv_done) {
+        if (dec) /* conv + shift in one kernel */
             CU_TRY(ms_cu_decode_conv(g->xc, cd, ACT(g->proj, E), ldp, g->dt, bt, conv_off,
                                      w->conv_w, w->conv_b, cd, c->d_conv, g->stream),
                    "decode conv kernel");

@@ -153,6 +153,25 @@ __device__ __forceinline__ float ms_conv_step(float *st, const float *w, float b
         if (k < S) st[k] = k + 1 < S ? win[k + 1] : v;
     return ms_silu_f(acc);
 }
+/* v rounded to T's precision, as a store to T and a load back would */
+template <typename T> __device__ __forceinline__ float ms_round(float v)
+{
+    T t;
+    ms_st(&t, v);
+    return ms_ld(&t);
+}
+
+/* The decode conv step fused into a product (ms_cu_gemv_fuse's conv members): channel c
+ * of the stream whose state block is st, on the product's stored output v, into the
+ * token's xc row */
+template <typename T>
+__device__ __forceinline__ void ms_fused_conv_step(const ms_cu_gemv_fuse &f, float *st, int c,
+                                                   float v, T *xc)
+{
+    st += f.conv_off + (size_t)c * (f.conv_k - 1);
+    const float b = f.conv_b ? f.conv_b[c] : 0.f;
+    ms_st(xc + c, ms_conv_step(st, f.conv_w + (size_t)c * f.conv_k, b, v, f.conv_k));
+}
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread
  * gets the total. sh: 32 floats of shared memory. */
 __device__ __forceinline__ float ms_block_sum(float v, float *sh)

@@ -166,14 +166,6 @@ int ms_cu_gemv_ok(const void *W, const void *x, int T, int n_in, size_t esz);
 cudaError_t ms_cu_gemv(void *out, int out_f32, const void *x, const void *W, ms_cu_dtype dt,
                        int n_in, int n_out, float beta, cudaStream_t stream);
 
-/* Products of calls of 2-32 tokens in bf16 / fp16 on the tensor cores (gemm_few.cu):
- * out[t][j] (ld ldo) = sum_k W[j][k] x[t][k] (x ld ldx) (+ beta out[t][j]), t < T; out
- * float32 when out_f32, else dtype. ms_cu_gemm_few_ok says whether the call suits it. */
-int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in, ms_cu_dtype dt);
-cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int ldx,
-                           const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
-                           float beta, cudaStream_t stream);
-
 /* What a one-token product of decode also does in the same kernel (ms_cu_gemv_fused), so
  * a step takes fewer dependent launches. Zeroed members do nothing. Each part rounds
  * where the separate kernel it replaces stores, so results match the unfused path within
@@ -192,8 +184,8 @@ typedef struct {
     /* out[j] += bias[j] (float32) after out's rounding, as ms_cu_bias_add adds it */
     const float *bias;
     /* rows conv_lo .. conv_lo + conv_n - 1 are channels c = j - conv_lo of ms_cu_decode_conv
-     * (one stream: state[0] + conv_off, window conv_k), run on the row's stored output and
-     * written to xc[c] */
+     * (state block bt->state[t] + conv_off of token t's stream, window conv_k), run on the
+     * row's stored output and written to xc[t][c] (ld conv_n) */
     int conv_lo, conv_n, conv_k;
     const float *conv_w, *conv_b;
     const ms_cu_batch *bt;
@@ -205,6 +197,16 @@ int ms_cu_gemv_fuse_ok(const ms_cu_gemv_fuse *f, int n_in);
 cudaError_t ms_cu_gemv_fused(void *out, int out_f32, const void *x, const void *W,
                              ms_cu_dtype dt, int n_in, int n_out, float beta,
                              const ms_cu_gemv_fuse *f, cudaStream_t stream);
+
+/* Products of calls of 2-32 tokens in bf16 / fp16 on the tensor cores (gemm_few.cu):
+ * out[t][j] (ld ldo) = sum_k W[j][k] x[t][k] (x ld ldx) (+ beta out[t][j]), t < T; out
+ * float32 when out_f32, else dtype. ms_cu_gemm_few_ok says whether the call suits it.
+ * conv (or NULL): of its members only the conv step's, for decode (bt: T chunks of one
+ * token, token t stream t's; out in dtype): xc [T][conv_n]. */
+int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in, ms_cu_dtype dt);
+cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int ldx,
+                           const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
+                           float beta, const ms_cu_gemv_fuse *conv, cudaStream_t stream);
 
 /* dst[i][:] = src[rows[i]][:] for i < n (dtype, rows of D). */
 cudaError_t ms_cu_gather_rows(void *dst, const void *src, ms_cu_dtype dt, const int32_t *rows,

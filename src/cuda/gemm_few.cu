@@ -74,13 +74,23 @@ __device__ __forceinline__ void few_step(float (*acc)[4], const uint4 &w, const 
     }
 }
 
+/* Accumulator c of token tile m in lane (g, q) holds token 16 m + g + 8 (c / 2) of W row
+ * jt + 2 q + c % 2; the epilogue gives output e = (m 4 + c) 32 + lane to thread e. */
+__device__ __forceinline__ void few_out(int e, int jt, int &t, int &j)
+{
+    const int mc = e >> 5, lane = e & 31, c = mc & 3;
+    t = (mc >> 2) * 16 + (lane >> 2) + 8 * (c >> 1);
+    j = jt + 2 * (lane & 3) + (c & 1);
+}
+
 template <typename T, typename O, int MT>
 __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T *x, int ldx,
                                                        const T *__restrict__ W, int n_in,
-                                                       int n_out, int nt_tok, float beta)
+                                                       int n_out, int nt_tok, float beta,
+                                                       ms_cu_gemv_fuse f, float *const *state)
 {
-    /* the sums of parts 1-7: [part - 1][MT 4 values][lane] */
-    __shared__ float red[7 * MT * 4 * 32];
+    /* every part's sums: [part][MT 4 values][lane] */
+    __shared__ float red[8 * MT * 4 * 32];
     const int part = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     const int jt = blockIdx.x * 8, steps = n_in / 32;
     const int s0 = steps * part / 8, s1 = steps * (part + 1) / 8;
@@ -89,6 +99,16 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
 #pragma unroll
     for (int i = 0; i < FEW_PRE; i++)
         if (s0 + i < s1) wp[i] = ld16(w + (s0 + i) * 32);
+    /* this thread's output (epilogue) and, for a fused conv step, its channel's state and
+     * weights brought to L1 (the state was last written a decode step ago) */
+    int te, je;
+    few_out(threadIdx.x, jt, te, je);
+    const int ch = je - f.conv_lo, conv = threadIdx.x < MT * 128 && te < nt_tok && je < n_out &&
+                                          ch >= 0 && ch < f.conv_n;
+    if (conv) {
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(state[te] + f.conv_off + (size_t)ch * (f.conv_k - 1)));
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(f.conv_w + (size_t)ch * f.conv_k));
+    }
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const T *xr[MT][2];
 #pragma unroll
@@ -110,29 +130,19 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
         for (int i = 0; i < FEW_PRE; i++)
             if (s + i < s1) few_step<T, MT>(acc, wp[i], xr, (s + i) * 32);
     }
-    if (part > 0)
-#pragma unroll
-        for (int m = 0; m < MT; m++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) red[((part - 1) * MT * 4 + m * 4 + c) * 32 + lane] = acc[m][c];
-    __syncthreads();
-    if (part > 0) return;
-    for (int p = 1; p < 8; p++) /* in a fixed order: the same sums every run */
-#pragma unroll
-        for (int m = 0; m < MT; m++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) acc[m][c] += red[((p - 1) * MT * 4 + m * 4 + c) * 32 + lane];
-    /* accumulator c of tile m: token 16 m + g + 8 (c / 2), W row jt + 2 q + c % 2 */
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            const int t = m * 16 + g + 8 * (c >> 1), j = jt + 2 * q + (c & 1);
-            if (t < nt_tok && j < n_out) {
-                O *o = out + (size_t)t * ldo + j;
-                ms_st(o, beta != 0.f ? acc[m][c] + beta * ms_ld(o) : acc[m][c]);
-            }
-        }
+        for (int c = 0; c < 4; c++) red[(part * MT * 4 + m * 4 + c) * 32 + lane] = acc[m][c];
+    __syncthreads();
+    if (threadIdx.x >= MT * 128 || te >= nt_tok || je >= n_out) return;
+    float v = 0.f;
+    for (int p = 0; p < 8; p++) v += red[p * MT * 128 + threadIdx.x]; /* a fixed order */
+    O *o = out + (size_t)te * ldo + je;
+    if (beta != 0.f) v += beta * ms_ld(o);
+    ms_st(o, v);
+    if (conv) /* decode: token te is stream te's one token */
+        ms_fused_conv_step(f, state[te], ch, ms_round<O>(v), (T *)f.xc + (size_t)te * f.conv_n);
 }
 
 extern "C" int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in,
@@ -144,16 +154,33 @@ extern "C" int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, i
 
 extern "C" cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int ldx,
                                       const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
-                                      float beta, cudaStream_t stream)
+                                      float beta, const ms_cu_gemv_fuse *conv,
+                                      cudaStream_t stream)
 {
     if (n_out <= 0) return cudaSuccess;
     if (!ms_cu_gemm_few_ok(W, x, ldx, T, n_in, dt)) return cudaErrorInvalidValue;
+    /* of a fusion, only the conv step: one token per stream, the output in dtype */
+    ms_cu_gemv_fuse f = {0};
+    float *const *state = NULL;
+    if (conv && conv->conv_n) {
+        if (!conv->bt || conv->bt->n_chunks != T || out_f32 || conv->conv_k < 1 ||
+            conv->conv_k > MS_CONV_KMAX)
+            return cudaErrorInvalidValue;
+        f.conv_lo = conv->conv_lo;
+        f.conv_n = conv->conv_n;
+        f.conv_k = conv->conv_k;
+        f.conv_w = conv->conv_w;
+        f.conv_b = conv->conv_b;
+        f.conv_off = conv->conv_off;
+        f.xc = conv->xc;
+        state = conv->bt->state;
+    }
     const int mt = (T + 15) / 16;
     const dim3 grid((n_out + 7) / 8);
 #define FEW(X, O, M)                                                                       \
     if (mt == M)                                                                           \
         return ms_launch(gemm_few_kernel<X, O, M>, grid, 256, 0, stream, (O *)out, ldo,     \
-                         (const X *)x, ldx, (const X *)W, n_in, n_out, T, beta);
+                         (const X *)x, ldx, (const X *)W, n_in, n_out, T, beta, f, state);
 #define FEW_ALL(X, O) FEW(X, O, 1) FEW(X, O, 2)
     if (dt == MS_CU_BF16) {
         if (out_f32) { FEW_ALL(__nv_bfloat16, float) }

@@ -48,13 +48,6 @@ template <typename T> __device__ __forceinline__ void w8_float(const w8<T> &r, f
     ms_ld8(reinterpret_cast<const T *>(r.q), v);
 }
 
-template <typename T> __device__ __forceinline__ float round_to(float v)
-{
-    T t;
-    ms_st(&t, v);
-    return ms_ld(&t);
-}
-
 /* The prologues stage x into shared memory as float, 8 elements per thread with 16-byte
  * loads, so one round trip to memory brings a row of up to 2048 (a loop of scalar loads
  * strided by the block took one round trip per element the thread stages: ~4 us of a
@@ -94,7 +87,7 @@ __device__ void stage_norm(float *xs, const ms_cu_gemv_fuse &f, int n, float *sh
         }
         if (f.norm_b) ms_ld8(f.norm_b + k, b); /* LayerNorm models only */
 #pragma unroll
-        for (int v = 0; v < 8; v++) xs[k + v] = round_to<T>((xs[k + v] - mean) * inv * w[v] + b[v]);
+        for (int v = 0; v < 8; v++) xs[k + v] = ms_round<T>((xs[k + v] - mean) * inv * w[v] + b[v]);
     }
 }
 
@@ -131,18 +124,8 @@ __device__ void stage_gated_norm(float *xs, const T *x, const ms_cu_gemv_fuse &f
         }
 #pragma unroll
         for (int v = 0; v < 8; v++)
-            xs[k + v] = round_to<T>(xs[k + v] * (ginv[(k + v) / f.gs] * w[v]));
+            xs[k + v] = ms_round<T>(xs[k + v] * (ginv[(k + v) / f.gs] * w[v]));
     }
-}
-
-/* The conv step (ms_conv_step) for channel c of the one stream (state: bt's state
- * pointers), on its input v */
-template <typename T>
-__device__ void conv_step(const ms_cu_gemv_fuse &f, float *const *state, int c, float v)
-{
-    float *st = state[0] + f.conv_off + (size_t)c * (f.conv_k - 1);
-    const float b = f.conv_b ? f.conv_b[c] : 0.f;
-    ms_st((T *)f.xc + c, ms_conv_step(st, f.conv_w + (size_t)c * f.conv_k, b, v, f.conv_k));
 }
 
 /* PRO: how x is staged: 0 as given, 1 norm of f.resid, 2 gated norm of x by f.gz. PRE:
@@ -193,10 +176,10 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     if (lane == 0) {
         if (beta != 0.f) acc += beta * ms_ld(out + j);
-        if (f.bias) acc = round_to<O>(acc) + f.bias[j];
+        if (f.bias) acc = ms_round<O>(acc) + f.bias[j];
         ms_st(out + j, acc);
         const int c = j - f.conv_lo;
-        if (c >= 0 && c < f.conv_n) conv_step<T>(f, state, c, round_to<O>(acc));
+        if (c >= 0 && c < f.conv_n) ms_fused_conv_step(f, state[0], c, ms_round<O>(acc), (T *)f.xc);
     }
 }
 
