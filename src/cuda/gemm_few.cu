@@ -11,7 +11,9 @@
 // 16 0.615 / 0.479, 32 0.691 / 0.631; Mamba-2 batch 2 0.468 / 0.399, 8 0.545 / 0.476, 16
 // 0.625 / 0.583. At 48 and 64 tokens it lost (Mamba-1 batch 64 0.774 / 0.952): every block
 // reads all of x, T n_in values, for its 8 rows of W, so x's traffic outgrows W's (and
-// cutting the tokens over blocks instead re-reads W: 0.93), hence T <= 32.
+// cutting the tokens over blocks instead re-reads W: 0.93), hence T <= 32. With the conv
+// step fused and the epilogue below, 33-64 tokens were mixed: Mamba-1 batch 48 0.722 ->
+// 0.672, batch 64 0.772 -> 0.777, Mamba-2 batch 48 0.958 -> 1.03, batch 64 1.12 -> 1.24.
 //
 // Fragments straight from global memory, no shared-memory staging: lane (g, q) = (lane / 4,
 // lane % 4) loads 16 bytes, elements k0 + 8q .. k0 + 8q + 7, of W row j0 + g and of x rows
@@ -21,8 +23,12 @@
 // is unchanged; each 16-byte load is whole 32-byte sectors.
 //
 // Block: 8 rows of W (one n-tile), 8 warps each over an eighth of n_in and all MT 16-token
-// tiles (registers acc[MT][4]); the eighths are summed through shared memory in a fixed
-// order (deterministic). Grid ceil(n_out / 8). Blocks of 32 or 16 rows over halves or
+// tiles (registers acc[MT][4]); the eighths go through shared memory and each output is
+// summed (in a fixed order: deterministic), stored and, for decode's in_proj, run through
+// the conv step by a thread of its own. (The conv step fused with one warp storing every
+// output made decode slower, Mamba-1 batch 32 0.619 -> 0.671 ms per step; with a thread
+// per output and the state prefetched to L1 it is faster, 0.614 -> 0.528.) Grid
+// ceil(n_out / 8). Blocks of 32 or 16 rows over halves or
 // quarters of n_in read x less often but put fewer blocks in flight: Mamba-1 batch 16
 // 0.807 / 0.556 ms per step against 0.440 for eighths (batch 64: 1.42 / 1.06 / 0.894).
 // Needs n_in % 32 == 0, W, x 16-byte aligned, ldx % 8 == 0 (ms_cu_gemm_few_ok).
