@@ -211,6 +211,14 @@ __device__ __forceinline__ void ms_pdl_begin()
     ms_pdl_wait();
     ms_pdl_trigger();
 }
+/* Besides weights, a decode kernel may read a stream's recurrent state before the wait: a
+ * call holds at most one chunk per stream, so the state's last writer is the same layer's
+ * kernel in an earlier call, which ended before this call began (the backend synchronizes
+ * at the end of each call). The batch (bt) is uploaded before the call's first kernel. */
+__device__ __forceinline__ void ms_prefetch_l1(const void *p)
+{
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+}
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization
  * attribute when this thread's PDL switch is on (only for kernels that call ms_pdl_wait). */

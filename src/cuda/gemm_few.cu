@@ -106,14 +106,14 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
     for (int i = 0; i < FEW_PRE; i++)
         if (s0 + i < s1) wp[i] = ld16(w + (s0 + i) * 32);
     /* this thread's output (epilogue) and, for a fused conv step, its channel's state and
-     * weights brought to L1 (the state was last written a decode step ago) */
+     * weights brought to L1 (the state may be read before the wait: cuda_dtype.cuh) */
     int te, je;
     few_out(threadIdx.x, jt, te, je);
     const int ch = je - f.conv_lo, conv = threadIdx.x < MT * 128 && te < nt_tok && je < n_out &&
                                           ch >= 0 && ch < f.conv_n;
     if (conv) {
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(state[te] + f.conv_off + (size_t)ch * (f.conv_k - 1)));
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(f.conv_w + (size_t)ch * f.conv_k));
+        ms_prefetch_l1(state[te] + f.conv_off + (size_t)ch * (f.conv_k - 1));
+        ms_prefetch_l1(f.conv_w + (size_t)ch * f.conv_k);
     }
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const T *xr[MT][2];

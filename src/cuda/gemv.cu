@@ -149,6 +149,12 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
     float nw[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     const float *nwp = PRO == 1 ? f.norm_w : PRO == 2 ? f.gnorm_w : NULL;
     if (nwp && threadIdx.x * 8 < n_in) ms_ld8(nwp + threadIdx.x * 8, nw);
+    /* the conv step's state row and weights to L1 (state before the wait: cuda_dtype.cuh) */
+    const int cc = j - f.conv_lo;
+    if (lane == 0 && j < n_out && cc >= 0 && cc < f.conv_n) {
+        ms_prefetch_l1(state[0] + f.conv_off + (size_t)cc * (f.conv_k - 1));
+        ms_prefetch_l1(f.conv_w + (size_t)cc * f.conv_k);
+    }
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     if (PRO == 1) stage_norm<T>(xs, f, n_in, sh, nw);
     else if (PRO == 2) stage_gated_norm<T>(xs, x, f, n_in, sh, nw);
@@ -178,8 +184,7 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
         if (beta != 0.f) acc += beta * ms_ld(out + j);
         if (f.bias) acc = ms_round<O>(acc) + f.bias[j];
         ms_st(out + j, acc);
-        const int c = j - f.conv_lo;
-        if (c >= 0 && c < f.conv_n) ms_fused_conv_step(f, state[0], c, ms_round<O>(acc), (T *)f.xc);
+        if (cc >= 0 && cc < f.conv_n) ms_fused_conv_step(f, state[0], cc, ms_round<O>(acc), (T *)f.xc);
     }
 }
 
