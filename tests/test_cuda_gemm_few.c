@@ -9,7 +9,8 @@
  * half a unit in the last place of the type, plus that. Shapes cover one and two token
  * tiles with partial last tiles, eighths of n_in longer than the prefetch and eighths of
  * unequal length, row counts that are not multiples of 8, strides wider than the rows, beta
- * 0 and 1; rows past T and columns past n_out must be left untouched. */
+ * 0 and 1; rows past T and columns past n_out must be left untouched. Decode's in_proj with
+ * the conv step fused: test_fused_conv. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,89 @@ static void test_products(void **st)
                   (int)(sizeof shapes / sizeof shapes[0]) * 8, worst);
 }
 
+static double silu_d(double v) { return v / (1.0 + exp(-v)); }
+
+/* Decode's in_proj of T one-token streams with the conv step fused (bf16): rows conv_lo ..
+ * conv_lo + conv_n - 1 of the product run through each stream's conv state. Inputs exact in
+ * bf16 as above, so the stored product is the float64 one rounded to bf16 (within half its
+ * spacing); the conv output, from the kernel's own stored product, within bf16's half
+ * spacing of float64; the shifted state exactly; the rest of the state block untouched. */
+static void test_fused_conv(void **st)
+{
+    (void)st;
+    enum { T = 5, D = 96, NO = 80, LO = 16, CN = 40, K = 4, OFF = 3 };
+    const size_t sb = OFF + (size_t)CN * (K - 1); /* one stream's state block */
+    unsigned s = 77;
+    float xf[T * D], Wf[NO * D], cw[CN * K], cb[CN], st0[T * sb];
+    uint16_t xb[T * D], Wb[NO * D];
+    for (int i = 0; i < T * D; i++) xb[i] = to_bf16(xf[i] = rand_q(&s));
+    for (int i = 0; i < NO * D; i++) Wb[i] = to_bf16(Wf[i] = rand_q(&s) / 4);
+    for (int i = 0; i < CN * K; i++) cw[i] = rand_q(&s) / 4;
+    for (int i = 0; i < CN; i++) cb[i] = rand_q(&s) / 8;
+    for (size_t i = 0; i < T * sb; i++) st0[i] = rand_q(&s);
+    float *dcw, *dcb, *dst, **dptr;
+    void *dx, *dW, *dout, *dxc;
+    assert_int_equal(cudaMalloc(&dx, sizeof xb), cudaSuccess);
+    assert_int_equal(cudaMalloc(&dW, sizeof Wb), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&dcw, sizeof cw), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&dcb, sizeof cb), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&dst, sizeof st0), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&dptr, sizeof(float *) * T), cudaSuccess);
+    assert_int_equal(cudaMalloc(&dout, 2 * T * NO), cudaSuccess);
+    assert_int_equal(cudaMalloc(&dxc, 2 * T * CN), cudaSuccess);
+    float *ptrs[T];
+    for (int t = 0; t < T; t++) ptrs[t] = dst + t * sb;
+    cudaMemcpy(dx, xb, sizeof xb, cudaMemcpyHostToDevice);
+    cudaMemcpy(dW, Wb, sizeof Wb, cudaMemcpyHostToDevice);
+    cudaMemcpy(dcw, cw, sizeof cw, cudaMemcpyHostToDevice);
+    cudaMemcpy(dcb, cb, sizeof cb, cudaMemcpyHostToDevice);
+    cudaMemcpy(dst, st0, sizeof st0, cudaMemcpyHostToDevice);
+    cudaMemcpy(dptr, ptrs, sizeof ptrs, cudaMemcpyHostToDevice);
+    const ms_cu_batch bt = {.state = dptr, .n_chunks = T};
+    const ms_cu_gemv_fuse f = {.conv_lo = LO, .conv_n = CN, .conv_k = K, .conv_w = dcw,
+                               .conv_b = dcb, .bt = &bt, .conv_off = OFF, .xc = dxc};
+    assert_int_equal(ms_cu_gemm_few(dout, 0, NO, dx, D, dW, MS_CU_BF16, T, D, NO, 0.f, &f, 0),
+                     cudaSuccess);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    uint16_t ob[T * NO], xcb[T * CN];
+    float st1[T * sb];
+    cudaMemcpy(ob, dout, sizeof ob, cudaMemcpyDeviceToHost);
+    cudaMemcpy(xcb, dxc, sizeof xcb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(st1, dst, sizeof st1, cudaMemcpyDeviceToHost);
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < NO; j++) {
+            double ref = 0;
+            for (int k = 0; k < D; k++) ref += (double)Wf[j * D + k] * xf[t * D + k];
+            assert_true(fabs(from_bf16(ob[t * NO + j]) - ref) <= ldexp(fabs(ref), -8) + 1e-9);
+        }
+        for (int c = 0; c < CN; c++) {
+            const float *o = st0 + t * sb + OFF + c * (K - 1), *n = st1 + t * sb + OFF + c * (K - 1);
+            const float v = from_bf16(ob[t * NO + LO + c]);
+            double a = cb[c];
+            for (int k = 0; k < K - 1; k++) a += (double)cw[c * K + k] * o[k];
+            a += (double)cw[c * K + K - 1] * v;
+            const double want = silu_d(a), got = from_bf16(xcb[t * CN + c]);
+            if (fabs(got - want) > ldexp(fabs(want), -8) + 1e-6) {
+                print_message("  stream %d channel %d: conv %.6g want %.6g\n", t, c, got, want);
+                fail();
+            }
+            for (int k = 0; k < K - 1; k++) assert_true(n[k] == (k + 1 < K - 1 ? o[k + 1] : v));
+        }
+        assert_memory_equal(st1 + t * sb, st0 + t * sb, OFF * sizeof(float)); /* not its rows */
+    }
+    /* refused: a float32 output, a bias, a batch that is not one token per stream */
+    assert_int_equal(ms_cu_gemm_few(dout, 1, NO, dx, D, dW, MS_CU_BF16, T, D, NO, 0.f, &f, 0),
+                     cudaErrorInvalidValue);
+    ms_cu_gemv_fuse fb = f;
+    fb.bias = dcb;
+    assert_int_equal(ms_cu_gemm_few(dout, 0, NO, dx, D, dW, MS_CU_BF16, T, D, NO, 0.f, &fb, 0),
+                     cudaErrorInvalidValue);
+    assert_int_equal(ms_cu_gemm_few(dout, 0, NO, dx, D, dW, MS_CU_BF16, T - 1, D, NO, 0.f, &f, 0),
+                     cudaErrorInvalidValue);
+    cudaFree(dx); cudaFree(dW); cudaFree(dcw); cudaFree(dcb); cudaFree(dst); cudaFree(dptr);
+    cudaFree(dout); cudaFree(dxc);
+}
+
 /* The calls it refuses (the backend then keeps cuBLAS). */
 static void test_refused(void **st)
 {
@@ -199,6 +283,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_products),
+        cmocka_unit_test(test_fused_conv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

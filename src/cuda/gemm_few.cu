@@ -32,6 +32,10 @@
 // quarters of n_in read x less often but put fewer blocks in flight: Mamba-1 batch 16
 // 0.807 / 0.556 ms per step against 0.440 for eighths (batch 64: 1.42 / 1.06 / 0.894).
 // Needs n_in % 32 == 0, W, x 16-byte aligned, ldx % 8 == 0 (ms_cu_gemm_few_ok).
+// Tried and lost: the layer's norm staged by each block for decode of 2-16 streams, in
+// place of the norm kernel (rows in shared memory, a warp per token): every one of in_proj's
+// 384-419 blocks redid the norm of all T rows, and batch 16 went from 0.382 to 0.476 ms per
+// step (Mamba-1), 0.517 to 0.683 (Mamba-2).
 #include <stdint.h>
 
 #include "cuda_dtype.cuh"
@@ -169,16 +173,10 @@ extern "C" cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const voi
     ms_cu_gemv_fuse f = {0};
     float *const *state = NULL;
     if (conv && conv->conv_n) {
-        if (!conv->bt || conv->bt->n_chunks != T || out_f32 || conv->conv_k < 1 ||
-            conv->conv_k > MS_CONV_KMAX)
+        if (conv->resid || conv->gz || conv->bias || !conv->bt || conv->bt->n_chunks != T ||
+            out_f32 || conv->conv_k < 1 || conv->conv_k > MS_CONV_KMAX)
             return cudaErrorInvalidValue;
-        f.conv_lo = conv->conv_lo;
-        f.conv_n = conv->conv_n;
-        f.conv_k = conv->conv_k;
-        f.conv_w = conv->conv_w;
-        f.conv_b = conv->conv_b;
-        f.conv_off = conv->conv_off;
-        f.xc = conv->xc;
+        f = *conv; /* the kernel takes it by value; of bt only the state pointers */
         state = conv->bt->state;
     }
     const int mt = (T + 15) / 16;
