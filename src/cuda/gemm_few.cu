@@ -64,6 +64,7 @@ __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* a weight's 16 bytes, through the read-only path */
 __device__ __forceinline__ uint4 ld16(const void *p)
 {
     return __ldg(reinterpret_cast<const uint4 *>(p));
@@ -77,7 +78,10 @@ __device__ __forceinline__ void few_step(float (*acc)[4], const uint4 &w, const 
 {
 #pragma unroll
     for (int m = 0; m < MT; m++) {
-        const uint4 lo = ld16(xr[m][0] + k), hi = ld16(xr[m][1] + k);
+        /* plain loads: x was written by the kernel before, which may still have been
+         * running when this one started (PDL); only weights take the read-only path */
+        const uint4 lo = *reinterpret_cast<const uint4 *>(xr[m][0] + k);
+        const uint4 hi = *reinterpret_cast<const uint4 *>(xr[m][1] + k);
         const uint32_t a0[4] = {lo.x, hi.x, lo.y, hi.y}, a1[4] = {lo.z, hi.z, lo.w, hi.w};
         mma16816(acc[m], a0, w.x, w.y, T());
         mma16816(acc[m], a1, w.z, w.w, T());
