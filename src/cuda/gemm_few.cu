@@ -6,14 +6,15 @@
 // Why not cuBLAS: its small-N kernels take 4-6 us per product of a decode step (ncu, H200)
 // for 0.2-5 MB of weights, and they cannot start early under PDL. This kernel reads its
 // weights before the PDL wait (cuda_dtype.cuh), while the kernel before it runs.
-// Measured on an H200 (reference 768 x 24 models, bf16, graphs; ms per decode step,
-// cuBLAS / this, MS_CUDA_GEMM_FEW=0 / on): Mamba-1 batch 2 0.583 / 0.427, 8 0.605 / 0.451,
-// 16 0.615 / 0.479, 32 0.691 / 0.631; Mamba-2 batch 2 0.468 / 0.399, 8 0.545 / 0.476, 16
-// 0.625 / 0.583. At 48 and 64 tokens it lost (Mamba-1 batch 64 0.774 / 0.952): every block
-// reads all of x, T n_in values, for its 8 rows of W, so x's traffic outgrows W's (and
-// cutting the tokens over blocks instead re-reads W: 0.93), hence T <= 32. With the conv
-// step fused and the epilogue below, 33-64 tokens were mixed: Mamba-1 batch 48 0.722 ->
-// 0.672, batch 64 0.772 -> 0.777, Mamba-2 batch 48 0.958 -> 1.03, batch 64 1.12 -> 1.24.
+// Measured on an H200 (reference 768 x 24 models, bf16, graphs; ms per decode step, cuBLAS
+// / this kernel alone, MS_CUDA_GEMM_FEW=0 / on, one run): Mamba-1 batch 2 0.599-0.606 /
+// 0.387-0.388, 16 0.625-0.632 / 0.445, 32 0.700-0.705 / 0.618-0.619; Mamba-2 batch 2 0.482
+// / 0.363-0.365, 16 0.634 / 0.548-0.549, 32 0.790 / 0.796-0.799. The conv step fused and
+// the epilogue below then took Mamba-1 batch 32 to 0.53 and Mamba-2 to 0.72.
+// Past 32 tokens every block reads all of x, T n_in values, for its 8 rows of W, and x's
+// traffic outgrows W's: Mamba-1 batch 64 0.774 -> 0.952 in the first form (tokens cut over
+// blocks instead, re-reading W: 0.93); with the final epilogue Mamba-1 batch 48 0.722 ->
+// 0.672 and 64 0.772 -> 0.777, but Mamba-2 batch 48 0.958 -> 1.03 and 64 1.12 -> 1.24.
 //
 // Fragments straight from global memory, no shared-memory staging: lane (g, q) = (lane / 4,
 // lane % 4) loads 16 bytes, elements k0 + 8q .. k0 + 8q + 7, of W row j0 + g and of x rows
@@ -23,19 +24,17 @@
 // is unchanged; each 16-byte load is whole 32-byte sectors.
 //
 // Block: 8 rows of W (one n-tile), 8 warps each over an eighth of n_in and all MT 16-token
-// tiles (registers acc[MT][4]); the eighths go through shared memory and each output is
-// summed (in a fixed order: deterministic), stored and, for decode's in_proj, run through
-// the conv step by a thread of its own. (The conv step fused with one warp storing every
-// output made decode slower, Mamba-1 batch 32 0.619 -> 0.671 ms per step; with a thread
-// per output and the state prefetched to L1 it is faster, 0.614 -> 0.528.) Grid
-// ceil(n_out / 8). Blocks of 32 or 16 rows over halves or
-// quarters of n_in read x less often but put fewer blocks in flight: Mamba-1 batch 16
-// 0.807 / 0.556 ms per step against 0.440 for eighths (batch 64: 1.42 / 1.06 / 0.894).
+// tiles (registers acc[MT][4]); grid ceil(n_out / 8). The eighths go through shared memory
+// and each output is summed (in a fixed order: deterministic), stored and, for decode's
+// in_proj, run through the conv step by a thread of its own. Tried and lost:
+// - one warp storing every output, with the conv step fused: Mamba-1 batch 32 0.619 ->
+//   0.671 ms per step (a thread per output, the state prefetched to L1: 0.614 -> 0.528);
+// - blocks of 32 or 16 rows over halves or quarters of n_in (x read less often, fewer
+//   blocks in flight): Mamba-1 batch 16 0.807 / 0.556 against 0.440 for eighths;
+// - the layer's norm staged by each block for 2-16 streams, in place of the norm kernel:
+//   each of in_proj's 384-419 blocks redid the norm of all T rows, and batch 16 went from
+//   0.382 to 0.476 ms (Mamba-1), 0.517 to 0.683 (Mamba-2).
 // Needs n_in % 32 == 0, W, x 16-byte aligned, ldx % 8 == 0 (ms_cu_gemm_few_ok).
-// Tried and lost: the layer's norm staged by each block for decode of 2-16 streams, in
-// place of the norm kernel (rows in shared memory, a warp per token): every one of in_proj's
-// 384-419 blocks redid the norm of all T rows, and batch 16 went from 0.382 to 0.476 ms per
-// step (Mamba-1), 0.517 to 0.683 (Mamba-2).
 #include <stdint.h>
 
 #include "cuda_dtype.cuh"
