@@ -160,8 +160,8 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
         if (live && lane + v * LPC < N4) a4[v] = ap[lane + v * LPC];
     float wd[DT_PRE];
     decode_dt_pre<T, LPC>(Wdt, live ? c : 0, lane, R, wd);
-    if (live) /* the state too (cuda_dtype.cuh): one stream 0.297-0.299 -> 0.294-0.297 ms,
-                 * with the in_proj prefetch of gemv.cu; many streams take the wide kernel */
+    if (live) /* the state too (cuda_dtype.cuh): one stream 0.297-0.299 -> 0.294-0.297 ms
+                 * per step with gemv.cu's conv prefetch, 16 streams unchanged (0.38) */
 #pragma unroll
         for (int v = 0; v < NV; v++) {
             const int n4 = lane + v * LPC;
