@@ -219,6 +219,14 @@ __device__ __forceinline__ void ms_prefetch_l1(const void *p)
 {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
+/* What ms_fused_conv_step reads for channel c of the stream whose state block is st (its
+ * state row and weights), brought to L1 before the PDL wait */
+__device__ __forceinline__ void ms_fused_conv_prefetch(const ms_cu_gemv_fuse &f, const float *st,
+                                                       int c)
+{
+    ms_prefetch_l1(st + f.conv_off + (size_t)c * (f.conv_k - 1));
+    ms_prefetch_l1(f.conv_w + (size_t)c * f.conv_k);
+}
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization
  * attribute when this thread's PDL switch is on (only for kernels that call ms_pdl_wait). */

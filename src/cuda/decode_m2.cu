@@ -30,10 +30,12 @@ __global__ void decode_m2_scan_kernel(ms_cu_scan_args a, ms_cu_batch bt)
      * but before them) */
     float4 *st = reinterpret_cast<float4 *>(bt.state[i] + a.state_off + ((size_t)h * a.P + p) * N);
     float4 s[4];
-    const bool early = gridDim.y == 1;
-    if (early)
+    const auto load_state = [&] {
 #pragma unroll
         for (int v = 0; v < 4; v++) s[v] = st[q + v * Q];
+    };
+    const bool early = gridDim.y == 1;
+    if (early) load_state();
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const size_t t = (size_t)bt.chunk_start[i];
     const T *B = (const T *)a.B + t * a.ldbc + (size_t)g * N;
@@ -42,9 +44,7 @@ __global__ void decode_m2_scan_kernel(ms_cu_scan_args a, ms_cu_batch bt)
         sbc[n] = ms_ld(B + n);
         sbc[N + n] = ms_ld(C + n);
     }
-    if (!early) /* after B and C's loads, which wait on chunk_start's */
-#pragma unroll
-        for (int v = 0; v < 4; v++) s[v] = st[q + v * Q];
+    if (!early) load_state(); /* after B and C's loads, which wait on chunk_start's */
     float d = ms_softplus_f(ms_ld((const T *)a.dt + t * a.lddt + h) + a.dt_bias[h]);
     d = fminf(fmaxf(d, a.dt_min), a.dt_max);
     const float dA = ms_exp_nonpos(d * a.A[h]);

@@ -115,10 +115,7 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
     few_out(threadIdx.x, jt, te, je);
     const int ch = je - f.conv_lo, conv = threadIdx.x < MT * 128 && te < nt_tok && je < n_out &&
                                           ch >= 0 && ch < f.conv_n;
-    if (conv) {
-        ms_prefetch_l1(state[te] + f.conv_off + (size_t)ch * (f.conv_k - 1));
-        ms_prefetch_l1(f.conv_w + (size_t)ch * f.conv_k);
-    }
+    if (conv) ms_fused_conv_prefetch(f, state[te], ch);
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     const T *xr[MT][2];
 #pragma unroll

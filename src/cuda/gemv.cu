@@ -151,10 +151,7 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
     if (nwp && threadIdx.x * 8 < n_in) ms_ld8(nwp + threadIdx.x * 8, nw);
     /* the conv step's state row and weights to L1 (state before the wait: cuda_dtype.cuh) */
     const int cc = j - f.conv_lo;
-    if (lane == 0 && j < n_out && cc >= 0 && cc < f.conv_n) {
-        ms_prefetch_l1(state[0] + f.conv_off + (size_t)cc * (f.conv_k - 1));
-        ms_prefetch_l1(f.conv_w + (size_t)cc * f.conv_k);
-    }
+    if (lane == 0 && j < n_out && cc >= 0 && cc < f.conv_n) ms_fused_conv_prefetch(f, state[0], cc);
     ms_pdl_begin(); /* PDL: see cuda_dtype.cuh */
     if (PRO == 1) stage_norm<T>(xs, f, n_in, sh, nw);
     else if (PRO == 2) stage_gated_norm<T>(xs, x, f, n_in, sh, nw);
