@@ -48,9 +48,11 @@ typedef struct {
     float *out_proj_b;               /* [D] */
 } cu_layer;
 
-/* Where Mamba-2's SSD buffers live (scratch_plan): xs / hin / ys in m (alias), yi in
- * proj's xBC columns (yi_p), cb in S (cb_s). */
-typedef struct { int alias, yi_p, cb_s; } scratch_place;
+/* How Mamba-2's SSD runs and where its buffers live (scratch_plan): stages 3, 4 and 9 in
+ * one kernel (fused: ssd_out.cu; then m and yi are not allocated, and hin lives in xs's
+ * bytes, hin_xs, where it fits); else xs / hin / ys in m (alias), yi in proj's xBC columns
+ * (yi_p); cb in S (cb_s) either way. */
+typedef struct { int alias, yi_p, cb_s, fused, hin_xs; } scratch_place;
 
 typedef struct {
     int device;
@@ -371,11 +373,15 @@ static int cb_in_S(const ms_config *c, size_t L)
 /* The placements that depend on a call's segments: decided for the context when its
  * scratch is allocated, then kept for each of its calls, whose buffers are sized under them
  * (call_seg_len_for). */
-static scratch_place place_for(const ms_config *c, size_t T, size_t Q, size_t L)
+static scratch_place place_for(const cu_ctx *g, const ms_config *c, size_t T, size_t Q,
+                               size_t L)
 {
     const int m2 = c->arch == MS_ARCH_MAMBA2;
-    const scratch_place pl = {m2 && ssd_alias(c, L), m2 && yi_in_proj(c, T, Q * L),
-                              m2 && cb_in_S(c, L)};
+    const int fused = m2 && ms_cu_ssd_out_ok(g->dt, c->head_dim, (int)L, c->d_inner,
+                                             ms_conv_dim(c));
+    const scratch_place pl = {m2 && !fused && ssd_alias(c, L),
+                              m2 && !fused && yi_in_proj(c, T, Q * L), m2 && cb_in_S(c, L),
+                              fused, fused && (size_t)c->d_state <= L};
     return pl;
 }
 
@@ -411,8 +417,8 @@ static int scratch_plan(const cu_ctx *g, const ms_config *c, size_t T, size_t Q,
     if (!m2) Q = 0;
     const size_t H = c->n_heads, G = c->n_groups;
     const size_t W = (size_t)ms_in_proj_rows(c);
-    const scratch_place pl = keep ? *keep : place_for(c, T, Q, L);
-    const int alias = pl.alias, yi_p = pl.yi_p, cb_s = pl.cb_s;
+    const scratch_place pl = keep ? *keep : place_for(g, c, T, Q, L);
+    const int alias = pl.alias, yi_p = pl.yi_p, cb_s = pl.cb_s, fu = pl.fused;
     if (ldyi) *ldyi = yi_p ? (int)W : c->d_inner;
     /* {pointer, own bytes} or {pointer, bytes spanned, lives in, at byte offset} */
 #define OWN(ptr, bytes) {(void **)(ptr), (bytes), NULL, 0}
@@ -440,13 +446,15 @@ static int scratch_plan(const cu_ctx *g, const ms_config *c, size_t T, size_t Q,
         OWN(&g->ssd_cum, Q * H * L * 4),
         OWN(&g->ssd_S, Q * E * N * 4),
         OWN_OR_IN(cb_s, &g->ssd_cb, Q * G * L * L * 4, &g->ssd_S, 0),
-        OWN(&g->ssd_m, Q * H * L * L * e),
+        OWN(&g->ssd_m, fu ? 0 : Q * H * L * L * e),
         OWN_OR_IN(alias, &g->ssd_xs, Q * L * E * e, &g->ssd_m, 0),
-        OWN_OR_IN(alias, &g->ssd_hin, Q * E * N * e, &g->ssd_m, 0),
+        /* fused: xs (stage 5 to 6), then hin (7 to the output kernel) */
+        fu ? OWN_OR_IN(pl.hin_xs, &g->ssd_hin, Q * E * N * e, &g->ssd_xs, 0)
+           : OWN_OR_IN(alias, &g->ssd_hin, Q * E * N * e, &g->ssd_m, 0),
         OWN_OR_IN(alias, &g->ssd_ys, Q * L * E * e, &g->ssd_m, Q * E * N * e),
         /* in proj: from xBC's first column, Q L rows of proj's width */
         yi_p ? (scratch_buf)IN(&g->ssd_yi, &g->proj, E * e, Q * L * W * e - E * e)
-             : (scratch_buf)OWN(&g->ssd_yi, Q * L * E * e),
+             : (scratch_buf)OWN(&g->ssd_yi, fu ? 0 : Q * L * E * e),
         OWN(&g->ssd_ptrs, (9 * Q * G + 3 * Q * H) * sizeof(void *)),
     };
 #undef OWN
@@ -469,7 +477,7 @@ static int alloc_scratch(cu_ctx *g, const ms_config *c, int T)
     scratch_buf *b = calloc(SCRATCH_MAX, sizeof *b);
     if (!b) return MS_ERR_NOMEM;
     g->plan = b;
-    g->place = place_for(c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len);
+    g->place = place_for(g, c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len);
     const int n = scratch_plan(g, c, (size_t)T, (size_t)g->cap_seg, (size_t)g->seg_len,
                                &g->place, b, &g->scratch_bytes, &g->ssd_ldyi);
     for (int i = 0; i < n; i++) {
@@ -1027,18 +1035,50 @@ static ms_cu_ssd_args ssd_args(cu_ctx *g, const ms_config *c, int l)
     };
 }
 
+/* Stages 5 to 7 of ssd_scan.cu: the segments' states, and each segment's start state
+ * (hin). p3: stage 6's pointer tables. */
+static int ssd_states(cu_ctx *g, const ms_cu_ssd_args *a, const ms_cu_batch *bt, void **p3)
+{
+    const int QG = bt->n_seg * a->G, EG = a->E / a->G;
+    int rc;
+    CU_TRY(ms_cu_ssd_stage(5, a, g->dt, bt, g->stream), "ssd decayed x kernel");
+    /* stages 6 and 8 per (segment, group): its heads' E / G channels in one product */
+    if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_T, a->N, EG, a->L, p3, a->ldx, p3 + QG,
+                           a->E, p3 + 2 * QG, CUDA_R_32F, a->N, QG, "ssd chunk states")))
+        return rc;
+    CU_TRY(ms_cu_ssd_stage(7, a, g->dt, bt, g->stream), "ssd state passing kernel");
+    return MS_OK;
+}
+
+/* Stage 8 of ssd_scan.cu: ys = C hin^T per (segment, group). p4: its pointer tables. */
+static int ssd_state_out(cu_ctx *g, const ms_cu_ssd_args *a, const ms_cu_batch *bt, void **p4)
+{
+    const int QG = bt->n_seg * a->G, EG = a->E / a->G;
+    return gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, EG, a->L, a->N, p4, a->N, p4 + QG, a->ldx,
+                        p4 + 2 * QG, g->cdt, a->E, QG, "ssd state output");
+}
+
 /* Mamba-2's scan in the SSD form: elementwise stages of ssd_scan.cu around four batched
- * products (stage numbers as there). */
+ * products (stage numbers as there), or, fused (g->place.fused), stages 1 and 5-8, the cb
+ * product, then ssd_out.cu's kernel for the rest. */
 static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
 {
     const ms_cu_ssd_args a = ssd_args(g, c, l);
-    const int Q = bt->n_seg, L = a.L, N = a.N, P = a.P, E = a.E, ld = a.ldx;
+    const int Q = bt->n_seg, L = a.L, N = a.N, P = a.P, ld = a.ldx;
     const int QG = Q * a.G, QH = Q * a.H;
     void **p = g->ssd_ptrs, **p2 = p + 3 * (size_t)QG, **p3 = p2 + 3 * (size_t)QH;
     void **p4 = p3 + 3 * (size_t)QG;
-    const int EG = E / a.G; /* channels of one group's heads */
     int rc;
+    const int fused = g->place.fused;
     CU_TRY(ms_cu_ssd_stage(1, &a, g->dt, bt, g->stream), "ssd dt/cumsum kernel");
+    if (fused) { /* cb is taken last: it may live in S's bytes (cb_s) */
+        if ((rc = ssd_states(g, &a, bt, p3)) || (rc = ssd_state_out(g, &a, bt, p4))) return rc;
+        if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, L, L, N, p, ld, p + QG, ld,
+                               p + 2 * QG, CUDA_R_32F, L, QG, "ssd C B^T")))
+            return rc;
+        CU_TRY(ms_cu_ssd_out(&a, g->dt, bt, g->stream), "ssd output kernel");
+        return MS_OK;
+    }
     if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, L, L, N, p, ld, p + QG, ld, p + 2 * QG,
                            CUDA_R_32F, L, QG, "ssd C B^T")))
         return rc;
@@ -1046,15 +1086,7 @@ static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
     if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_N, P, L, L, p2, ld, p2 + QH, L, p2 + 2 * QH,
                            g->cdt, a.ldyi, QH, "ssd intra-chunk x")))
         return rc;
-    CU_TRY(ms_cu_ssd_stage(5, &a, g->dt, bt, g->stream), "ssd decayed x kernel");
-    /* stages 6 and 8 per (segment, group): its heads' E / G channels in one product */
-    if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_T, N, EG, L, p3, ld, p3 + QG, E, p3 + 2 * QG,
-                           CUDA_R_32F, N, QG, "ssd chunk states")))
-        return rc;
-    CU_TRY(ms_cu_ssd_stage(7, &a, g->dt, bt, g->stream), "ssd state passing kernel");
-    if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, EG, L, N, p4, N, p4 + QG, ld, p4 + 2 * QG,
-                           g->cdt, E, QG, "ssd state output")))
-        return rc;
+    if ((rc = ssd_states(g, &a, bt, p3)) || (rc = ssd_state_out(g, &a, bt, p4))) return rc;
     CU_TRY(ms_cu_ssd_stage(9, &a, g->dt, bt, g->stream), "ssd combine kernel");
     return MS_OK;
 }

@@ -5,6 +5,8 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "cuda_ops.h"
 
@@ -226,6 +228,34 @@ __device__ __forceinline__ void ms_fused_conv_prefetch(const ms_cu_gemv_fuse &f,
 {
     ms_prefetch_l1(st + f.conv_off + (size_t)c * (f.conv_k - 1));
     ms_prefetch_l1(f.conv_w + (size_t)c * f.conv_k);
+}
+
+/* c += a b on the tensor cores (mma.sync m16n8k16, float32 accumulators): a a 16 x 16
+ * tile in mma's A layout, b a 16 x 8 tile in its B layout (b0: k 0-7, b1: k 8-15), two
+ * 16-bit values per register; one overload per 16-bit type (its name in the instruction).
+ * gemm_few.cu and ssd_out.cu. */
+#define MS_MMA(TYPE, NAME)                                                                   \
+    __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0,      \
+                                             uint32_t b1, TYPE)                            \
+    {                                                                                      \
+        asm("mma.sync.aligned.m16n8k16.row.col.f32." NAME "." NAME ".f32 {%0,%1,%2,%3}, "   \
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                                       \
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                               \
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));               \
+    }
+MS_MMA(__nv_bfloat16, "bf16")
+MS_MMA(__half, "f16")
+#undef MS_MMA
+/* two values rounded to T as ms_st would, packed as mma's operands hold them (lo: the
+ * lower index, in the low half) */
+template <typename T> __device__ __forceinline__ uint32_t ms_pack2(float lo, float hi)
+{
+    T v[2];
+    ms_st(&v[0], lo);
+    ms_st(&v[1], hi);
+    uint32_t r;
+    memcpy(&r, v, sizeof r);
+    return r;
 }
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization

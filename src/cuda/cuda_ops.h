@@ -122,7 +122,8 @@ cudaError_t ms_cu_decode_m2_scan(const ms_cu_scan_args *a, ms_cu_dtype dt, const
                                  cudaStream_t stream);
 
 /* Mamba-2's scan in the SSD chunked form (ssd_scan.cu): segments of the batch are the SSD
- * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg):
+ * chunks, L = the segment length. Buffers (act = the activation dtype, Q = bt->n_seg; m
+ * and yi unused where ms_cu_ssd_out runs stages 3, 4 and 9):
  *   dt, cum float [Q][H][L];  cb float [Q][G][L][L];  m act [Q][H][L][L];
  *   xs, ys act [Q][L][E];  yi act [Q][L] rows of ldyi;  S float [Q][H][P][N];
  *   hin act [Q][H][P][N].
@@ -144,6 +145,13 @@ typedef struct {
 /* Elementwise stage 1, 3, 5, 7 or 9 of ssd_scan.cu (the even stages are cuBLAS products). */
 cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu_dtype dt,
                             const ms_cu_batch *bt, cudaStream_t stream);
+/* Stages 3, 4 and 9 of ssd_scan.cu in one kernel (ssd_out.cu), for 16-bit activations:
+ * reads dt, cum, cb, ys, x; writes y (m and yi are not used). Run after stage 8's product
+ * and stage 2's. ms_cu_ssd_out_ok: whether the shapes and type take it (else the staged
+ * form; MS_CUDA_SSD_FUSED=0 turns it off). */
+int ms_cu_ssd_out_ok(ms_cu_dtype dt, int P, int L, int E, int ldx);
+cudaError_t ms_cu_ssd_out(const ms_cu_ssd_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
+                          cudaStream_t stream);
 /* The pointer tables of the batched products, ptrs [9 Q G + 3 Q H]:
  *   [0, 3QG): stage 2's B, C, cb per (q, g), batch index q * G + g;
  *   [3QG, 3QG + 3QH): stage 4's x, m, yi per (q, h), batch index q * H + h;

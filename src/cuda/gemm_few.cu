@@ -44,22 +44,6 @@
 #define FEW_PRE 6
 #define FEW_MAX_T 32
 
-/* c += a b on the tensor cores (m16n8k16, float32 accumulators): a the 16 x 16 tile of x
- * in mma's A layout, b W's 16 x 8 in its B layout, two 16-bit values per register; one
- * overload per 16-bit type (its name in the instruction) */
-#define FEW_MMA(TYPE, NAME)                                                                  \
-    __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0,      \
-                                             uint32_t b1, TYPE)                            \
-    {                                                                                      \
-        asm("mma.sync.aligned.m16n8k16.row.col.f32." NAME "." NAME ".f32 {%0,%1,%2,%3}, "   \
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                                       \
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                               \
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));               \
-    }
-FEW_MMA(__nv_bfloat16, "bf16")
-FEW_MMA(__half, "f16")
-#undef FEW_MMA
-
 /* a weight's 16 bytes, through the read-only path */
 __device__ __forceinline__ uint4 ld16(const void *p)
 {

@@ -14,7 +14,8 @@
 // [H][P][N] (float32); the last segment's h_out is written back there.
 //
 // Stages (q < Q segments; rows s, t < L; buffers padded to L rows per segment, rows past
-// a segment's n are written as zeros or ignored):
+// a segment's n are written as zeros or ignored). In bf16 / fp16, stages 3, 4 and 9 run as
+// one kernel instead (ssd_out.cu), after 1, 5-8 and 2:
 //   1 ssd_prep     dt[q][h][t] = d_t, cum[q][h][t]            Grid (Q, H), 32 threads
 //   2 GEMM         cb[q][g][t][s] = C_t . B_s                  (float32 out)
 //   3 ssd_mask     m[q][h][t][s] = s <= t < n ? cb * exp(cum_t - cum_s) * d_s : 0
