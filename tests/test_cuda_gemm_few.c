@@ -21,49 +21,6 @@
 #include "cuda/cuda_ops.h"
 #include "test_util.h"
 
-/* x = k / 64, |k| < 256: exact in bf16 (8 significant bits) and fp16 (11) */
-static float rand_q(unsigned *s)
-{
-    *s = *s * 1103515245u + 12345u;
-    return (float)((int)((*s >> 8) % 511) - 255) / 64.f;
-}
-
-static uint16_t to_bf16(float f)
-{
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return (uint16_t)(b >> 16); /* exact for the values above */
-}
-
-static float from_bf16(uint16_t h)
-{
-    uint32_t b = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
-/* fp16 of a normal float with at most 11 significant bits, or of 0 (exact) */
-static uint16_t to_f16(float f)
-{
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    if (!(b & 0x7fffffffu)) return (uint16_t)(b >> 16);
-    const uint32_t sign = (b >> 16) & 0x8000u, exp = (b >> 23) & 0xff, mant = b & 0x7fffffu;
-    return (uint16_t)(sign | ((exp - 112) << 10) | (mant >> 13));
-}
-
-static float from_f16(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    if (!exp && !mant) {
-        float f;
-        memcpy(&f, &sign, 4);
-        return f;
-    }
-    return (sign ? -1.f : 1.f) * ldexpf(1.f + mant / 1024.f, (int)exp - 15); /* no subnormals here */
-}
-
 typedef struct {
     int T, n_in, n_out, ldx_pad, ldo_pad;
 } shape;
@@ -80,12 +37,12 @@ static void check_one(const shape *sh, ms_cu_dtype dt, int out_f32, float beta, 
     const size_t n_o = (size_t)(T + 1) * ldo;
     float *o0 = malloc(sizeof(float) * n_o);
     unsigned char *ob = malloc(esz_o * n_o), *og = malloc(esz_o * n_o);
-    uint16_t (*enc)(float) = dt == MS_CU_BF16 ? to_bf16 : to_f16;
-    float (*dec)(uint16_t) = dt == MS_CU_BF16 ? from_bf16 : from_f16;
-    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = enc(Wf[i] = rand_q(&s));
-    for (size_t i = 0; i < (size_t)T * ldx; i++) x[i] = enc(xf[i] = rand_q(&s));
+    uint16_t (*enc)(float) = dt == MS_CU_BF16 ? tu_bf16_bits : tu_f16_bits;
+    float (*dec)(uint16_t) = dt == MS_CU_BF16 ? tu_bf16_value : tu_f16_value;
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = enc(Wf[i] = tu_rand_q(&s));
+    for (size_t i = 0; i < (size_t)T * ldx; i++) x[i] = enc(xf[i] = tu_rand_q(&s));
     for (size_t i = 0; i < n_o; i++) {
-        o0[i] = rand_q(&s);
+        o0[i] = tu_rand_q(&s);
         if (out_f32) memcpy(ob + 4 * i, &o0[i], 4);
         else {
             const uint16_t h = enc(o0[i]);
@@ -184,11 +141,11 @@ static void test_fused_conv(void **st)
     unsigned s = 77;
     float xf[T * D], Wf[NO * D], cw[CN * K], cb[CN], st0[T * sb];
     uint16_t xb[T * D], Wb[NO * D];
-    for (int i = 0; i < T * D; i++) xb[i] = to_bf16(xf[i] = rand_q(&s));
-    for (int i = 0; i < NO * D; i++) Wb[i] = to_bf16(Wf[i] = rand_q(&s) / 4);
-    for (int i = 0; i < CN * K; i++) cw[i] = rand_q(&s) / 4;
-    for (int i = 0; i < CN; i++) cb[i] = rand_q(&s) / 8;
-    for (size_t i = 0; i < T * sb; i++) st0[i] = rand_q(&s);
+    for (int i = 0; i < T * D; i++) xb[i] = tu_bf16_bits(xf[i] = tu_rand_q(&s));
+    for (int i = 0; i < NO * D; i++) Wb[i] = tu_bf16_bits(Wf[i] = tu_rand_q(&s) / 4);
+    for (int i = 0; i < CN * K; i++) cw[i] = tu_rand_q(&s) / 4;
+    for (int i = 0; i < CN; i++) cb[i] = tu_rand_q(&s) / 8;
+    for (size_t i = 0; i < T * sb; i++) st0[i] = tu_rand_q(&s);
     float *dcw, *dcb, *dst, **dptr;
     void *dx, *dW, *dout, *dxc;
     assert_int_equal(cudaMalloc(&dx, sizeof xb), cudaSuccess);
@@ -222,15 +179,15 @@ static void test_fused_conv(void **st)
         for (int j = 0; j < NO; j++) {
             double ref = 0;
             for (int k = 0; k < D; k++) ref += (double)Wf[j * D + k] * xf[t * D + k];
-            assert_true(fabs(from_bf16(ob[t * NO + j]) - ref) <= ldexp(fabs(ref), -8) + 1e-9);
+            assert_true(fabs(tu_bf16_value(ob[t * NO + j]) - ref) <= ldexp(fabs(ref), -8) + 1e-9);
         }
         for (int c = 0; c < CN; c++) {
             const float *o = st0 + t * sb + OFF + c * (K - 1), *n = st1 + t * sb + OFF + c * (K - 1);
-            const float v = from_bf16(ob[t * NO + LO + c]);
+            const float v = tu_bf16_value(ob[t * NO + LO + c]);
             double a = cb[c];
             for (int k = 0; k < K - 1; k++) a += (double)cw[c * K + k] * o[k];
             a += (double)cw[c * K + K - 1] * v;
-            const double want = silu_d(a), got = from_bf16(xcb[t * CN + c]);
+            const double want = silu_d(a), got = tu_bf16_value(xcb[t * CN + c]);
             if (fabs(got - want) > ldexp(fabs(want), -8) + 1e-6) {
                 print_message("  stream %d channel %d: conv %.6g want %.6g\n", t, c, got, want);
                 fail();

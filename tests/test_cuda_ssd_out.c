@@ -29,8 +29,6 @@ static float urand(void) /* [0, 1) */
     rng = rng * 1103515245u + 12345u;
     return (float)((rng >> 8) & 0xffffff) / 16777216.f;
 }
-/* k / 64, |k| < 256: exact in bf16 and fp16 */
-static float rand_q(void) { return (float)((int)(urand() * 511.f) - 255) / 64.f; }
 
 /* v rounded to nearest even with `mant` fraction bits, exponent floored at emin (fp16's
  * subnormals); bf16: 7, -126; fp16: 10, -14 */
@@ -47,30 +45,11 @@ static double round_to(double v, int mant, int emin)
 
 static uint16_t bits16(float v, ms_cu_dtype dt) /* v exact in the type */
 {
-    if (dt == MS_CU_BF16) {
-        uint32_t b;
-        memcpy(&b, &v, 4);
-        return (uint16_t)(b >> 16);
-    }
-    if (v == 0.f) return 0;
-    uint32_t b;
-    memcpy(&b, &v, 4);
-    const uint32_t sign = (b >> 16) & 0x8000u, ex = (b >> 23) & 0xff, mant = b & 0x7fffffu;
-    return (uint16_t)(sign | ((ex - 112) << 10) | (mant >> 13)); /* normal values only */
+    return dt == MS_CU_BF16 ? tu_bf16_bits(v) : tu_f16_bits(v);
 }
-
 static double value16(uint16_t h, ms_cu_dtype dt)
 {
-    if (dt == MS_CU_BF16) {
-        uint32_t b = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &b, 4);
-        return f;
-    }
-    const int ex = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    const double s = h & 0x8000 ? -1.0 : 1.0;
-    if (ex == 0x1f) return NAN;
-    return ex ? s * ldexp(1.0 + mant / 1024.0, ex - 15) : s * ldexp(mant / 1024.0, -14);
+    return dt == MS_CU_BF16 ? tu_bf16_value(h) : tu_f16_value(h);
 }
 
 typedef struct {
@@ -95,8 +74,8 @@ static void run_case(const tcase *k, double *worst)
     uint16_t *y = malloc(sizeof(uint16_t) * (size_t)(T + 1) * ldy);
     float *dtv = calloc((size_t)Q * H * L, 4), *cum = calloc((size_t)Q * H * L, 4);
     float *cb = malloc(sizeof(float) * Q * G * L * L), D[64];
-    for (size_t i = 0; i < (size_t)rows * ld; i++) xc[i] = bits16(rand_q(), dt);
-    for (size_t i = 0; i < (size_t)Q * L * E; i++) ys[i] = bits16(rand_q(), dt);
+    for (size_t i = 0; i < (size_t)rows * ld; i++) xc[i] = bits16(tu_rand_q(&rng), dt);
+    for (size_t i = 0; i < (size_t)Q * L * E; i++) ys[i] = bits16(tu_rand_q(&rng), dt);
     for (size_t i = 0; i < (size_t)(T + 1) * ldy; i++) y[i] = 0x7bcd; /* sentinel */
     for (size_t i = 0; i < (size_t)Q * G * L * L; i++) cb[i] = 2.f * urand() - 1.f;
     for (int h = 0; h < H; h++) D[h] = 2.f * urand() - 1.f;

@@ -197,3 +197,41 @@ void tu_feat_ref_free(tu_feat_ref *r)
     free(r->features);
     free(r->logits);
 }
+
+float tu_rand_q(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return (float)((int)((*s >> 8) % 511) - 255) / 64.f;
+}
+
+uint16_t tu_bf16_bits(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return (uint16_t)(b >> 16); /* exact for the values it takes */
+}
+
+float tu_bf16_value(uint16_t h)
+{
+    const uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+uint16_t tu_f16_bits(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    if (!(b & 0x7fffffffu)) return (uint16_t)(b >> 16);
+    const uint32_t sign = (b >> 16) & 0x8000u, exp = (b >> 23) & 0xff, mant = b & 0x7fffffu;
+    return (uint16_t)(sign | ((exp - 112) << 10) | (mant >> 13));
+}
+
+float tu_f16_value(uint16_t h)
+{
+    const int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    const float s = h & 0x8000 ? -1.f : 1.f;
+    if (exp == 0x1f) return mant ? NAN : s * INFINITY;
+    return exp ? s * ldexpf(1.f + mant / 1024.f, exp - 15) : s * ldexpf(mant / 1024.f, -14);
+}

@@ -16,6 +16,15 @@ const char *tu_tmpdir(void);
 double tu_rel_err(const float *a, const float *b, size_t n);
 /* Write a whole file; returns 0 on success. */
 int tu_write_file(const char *path, const void *data, size_t n);
+/* k / 64 for a pseudo-random |k| < 256 (state s): exact in bf16 and fp16, and so are
+ * products and short float32 sums of such values (the GPU tests' exact inputs). */
+float tu_rand_q(unsigned *s);
+/* 16-bit encodings of floats that are exact in them (bf16: at most 8 significant bits;
+ * fp16: normal, at most 11, or 0), and their values (fp16: subnormals too). */
+uint16_t tu_bf16_bits(float f);
+float tu_bf16_value(uint16_t h);
+uint16_t tu_f16_bits(float f);
+float tu_f16_value(uint16_t h);
 /* Capture the library's log lines; tu_log_text() returns all captured since tu_log_capture(). */
 void tu_log_capture(void);
 const char *tu_log_text(void);

@@ -736,8 +736,6 @@ static int cu_state_set(ms_ctx *ctx, ms_stream *s, const float *src)
 
 /* ------------------------------------------------------------------ forward */
 
-/* out[T][n_out] (ld ldo, type ot) = beta * out + x[T][n_in] (ld ldx) @ W[n_out][n_in]^T,
- * x and W of type it. */
 /* Whether gemm_typed takes this product of T tokens (2-32, 16-bit) to gemm_few.cu, which
  * can also run decode's conv step on in_proj's output (in_proj asks the same question). */
 static int takes_few(const cu_ctx *g, cudaDataType_t ot, const void *x, int ldx,
@@ -747,6 +745,8 @@ static int takes_few(const cu_ctx *g, cudaDataType_t ot, const void *x, int ldx,
            ms_cu_gemm_few_ok(W, x, ldx, T, n_in, g->dt);
 }
 
+/* out[T][n_out] (ld ldo, type ot) = beta * out + x[T][n_in] (ld ldx) @ W[n_out][n_in]^T,
+ * x and W of type it. */
 static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const void *x, int ldx,
                       const void *W, cudaDataType_t it, int T, int n_in, int n_out, float beta,
                       const char *what)
