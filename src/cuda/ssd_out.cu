@@ -12,16 +12,17 @@
 // reference model's 24 heads in one group), read it back in product 4 (cuBLAS's batched
 // 128 x 128 x 64 products, which do not skip the zeros above the diagonal), and took yi
 // through memory to the combine. H200, reference Mamba-2, one layer at 32,768 tokens (ncu):
-// mask 99 us, product 4 98 us, combine 97 us.
+// mask 99 us, product 4 98 us, combine 97 us; this kernel 203 us (docs/benchmarks.md,
+// round 9: latency-bound, at ~1/3 of its memory floor).
 // Block (h, q): ceil(L / 32) warps; warp w computes the 16-row tiles w and L/16 - 1 - w
 // (their k steps at or below the diagonal add up to the same count for every warp) over
 // all P columns: mma.sync m16n8k16, P / 8 n-tiles, float32 accumulators. A = m, built in
-// registers from cb (float2 loads, one k step ahead) and, below the diagonal tiles, two
+// registers from cb (float2 loads, two k steps ahead) and, below the diagonal tiles, two
 // factors in (0, 1] (a row's decay to the step's last column, one exp per row and step;
 // that column's decay to s times d_s, once per block in shared memory), on the diagonal
-// tile one exp per element as stage 3 computes it; B = x's
-// L x P tile staged in shared memory (rows padded by 16 bytes, so the transposing ldmatrix
-// of 8 rows hits 8 distinct bank groups).
+// tile one exp per element as stage 3 computes it; B = x's L x P tile staged in shared
+// memory (rows padded by 16 bytes, so the transposing ldmatrix of 8 rows hits 8 distinct
+// bank groups).
 // Tried first: the state output (C hin^T) in this kernel too, on mma.sync with fragments
 // from global memory: 328 us per layer, against cuBLAS's 54 us for that product (wgmma,
 // large tiles) plus 99 + 98 + 97 for the stages this kernel replaces.
