@@ -39,6 +39,7 @@
 #include "mamba_stream.h"
 #include "random_model.h"
 #include "safetensors.h"
+#include "test_cuda_util.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------------------ fixtures */
@@ -1009,13 +1010,7 @@ static void test_bad_device(void **st)
 
 int main(void)
 {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0) {
-        fprintf(stderr, "test_cuda_backend: SKIP: no CUDA device (%s)\n",
-                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-        return 77;
-    }
+    if (!tu_cuda_device("test_cuda_backend")) return 77;
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
         fprintf(stderr, "test_cuda_backend: device 0 = %s\n", prop.name);

@@ -19,6 +19,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda_ops.h"
+#include "test_cuda_util.h"
 #include "test_util.h"
 
 typedef struct {
@@ -230,13 +231,7 @@ static void test_refused(void **st)
 
 int main(void)
 {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0) {
-        fprintf(stderr, "test_cuda_gemm_few: SKIP: no CUDA device (%s)\n",
-                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found 0");
-        return 77;
-    }
+    if (!tu_cuda_device("test_cuda_gemm_few")) return 77;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_products),

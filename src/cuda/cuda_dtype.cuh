@@ -174,6 +174,13 @@ __device__ __forceinline__ void ms_fused_conv_step(const ms_cu_gemv_fuse &f, flo
     const float b = f.conv_b ? f.conv_b[c] : 0.f;
     ms_st(xc + c, ms_conv_step(st, f.conv_w + (size_t)c * f.conv_k, b, v, f.conv_k));
 }
+/* Mamba-2's SSD mask entry m[t][s] (s <= t) from cb[t][s]: cb exp(cum_t - cum[s]) dt[s]
+ * (ssd_scan.cu's stage 3, and ssd_out.cu's diagonal tiles, which must match it) */
+__device__ __forceinline__ float ms_ssd_mask(float cb, float cum_t, const float *cum,
+                                             const float *dt, int s)
+{
+    return cb * ms_exp_nonpos(cum_t - cum[s]) * dt[s];
+}
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread
  * gets the total. sh: 32 floats of shared memory. */
 __device__ __forceinline__ float ms_block_sum(float v, float *sh)

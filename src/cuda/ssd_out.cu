@@ -57,8 +57,8 @@ __device__ __forceinline__ uint32_t mask_pair(float2 c, int s, int t, int n, con
     float v0 = 0.f, v1 = 0.f;
     if (t < n && s <= t) {
         const float ct = cum[t];
-        v0 = c.x * ms_exp_nonpos(ct - cum[s]) * dts[s];
-        if (s + 1 <= t) v1 = c.y * ms_exp_nonpos(ct - cum[s + 1]) * dts[s + 1];
+        v0 = ms_ssd_mask(c.x, ct, cum, dts, s);
+        if (s + 1 <= t) v1 = ms_ssd_mask(c.y, ct, cum, dts, s + 1);
     }
     return ms_pack2<T>(v0, v1);
 }

@@ -168,7 +168,7 @@ __global__ void ssd_mask_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
             const float ct = sh[t];
 #pragma unroll
             for (int j = 0; j < V; j++)
-                if (s0 + j <= t) v[j] = c[j] * ms_exp_nonpos(ct - sh[s0 + j]) * sh[L + s0 + j];
+                if (s0 + j <= t) v[j] = ms_ssd_mask(c[j], ct, sh, sh + L, s0 + j);
         }
         ms_stv<V>(m + (size_t)t * L + s0, v);
     }
