@@ -91,18 +91,6 @@ __global__ void conv_state_kernel(const T *x, int ldx, ms_cu_batch bt, size_t st
 
 #define CONV_TT 16
 
-/* 16 bytes global -> shared without registers (cp.async, sm_80+); the issuing thread reads
- * them after cp_async_wait_all */
-__device__ __forceinline__ void cp_async16(void *sm, const void *gm)
-{
-    const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(gm) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all()
-{
-    asm volatile("cp.async.wait_all;" ::: "memory");
-}
-
 template <typename T, int K>
 __global__ void __launch_bounds__(128) conv_vec_kernel(T *__restrict__ out, int ldo,
                                                        const T *__restrict__ x, int ldx,

@@ -84,6 +84,34 @@ __device__ __forceinline__ void ms_stv(T *p, const float *v)
  * took ~70 of a token's ~180 instructions (H200, ncu), now ~30. Error (float32, checked on
  * a dense grid against float64): a few ulp, <= 4e-7 relative, against 1e-5 for the GPU's
  * float32 check mode. */
+/* 16 bytes global -> shared without registers (cp.async, sm_80+); the issuing thread reads
+ * them after cp_async_wait_all (or its group's wait). The _n form copies n bytes (0 or
+ * 16) and zero-fills the rest: n = 0 reads nothing (rows past a segment, channels past E). */
+__device__ __forceinline__ void cp_async16(void *sm, const void *gm)
+{
+    const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(gm) : "memory");
+}
+__device__ __forceinline__ void cp_async16_n(void *sm, const void *gm, int n)
+{
+    const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gm), "r"(n)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all()
+{
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+__device__ __forceinline__ void cp_async_commit()
+{
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+/* this thread's copies of all but the newest N committed groups have landed */
+template <int N> __device__ __forceinline__ void cp_async_wait_group()
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
 #define MS_LOG2E 1.4426950408889634f
 
 /* 2^x, flushing denormal results to 0 (one MUFU op; <= 2 ulp otherwise) */

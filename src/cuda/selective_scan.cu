@@ -346,6 +346,195 @@ static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch
     return cudaGetLastError();
 }
 
+/* Mamba-1, N = 16, the staged form (taken where dt, x and z rows are 16-byte aligned): one
+ * thread per channel, 128 channels per block, as scan_m1_tiled, but time in tiles of TT
+ * tokens whose dt, x (and z) rows are copied to shared memory by cp.async a tile ahead
+ * (two stages: no registers held, no address arithmetic per token; a tile is ~8 x 165
+ * instructions a warp, far longer than a load's latency), and
+ * whose B/C rows are loaded one tile ahead into registers, converted to float and published
+ * by the tile's one barrier. ncu had scan_m1_tiled bound by instruction issue: 201
+ * instructions a token and channel, ~45 of them its per-token loads' addressing and
+ * predicates and ~10 the barrier of its 2-token tiles, against 80 for the recurrence. */
+template <typename T, int TT, bool OUT>
+__global__ void __launch_bounds__(128, M1_MINB) scan_m1_staged(ms_cu_scan_args a, ms_cu_batch bt)
+{
+    constexpr int NA = OUT ? 3 : 2;                 /* rows staged per token: dt, x (, z) */
+    constexpr int EPC = 16 / (int)sizeof(T);        /* elements per 16-byte chunk */
+    constexpr int QPA = TT * 128 / EPC / 128;       /* a thread's chunks per row set per tile */
+    constexpr int W = OUT ? 32 : 16;                /* B (and C) values per token */
+    constexpr int NB = TT * W / 128;                /* a thread's B/C values per tile */
+    static_assert(TT * 128 % (EPC * 128) == 0 && TT * W % 128 == 0, "tile shape");
+    __shared__ __align__(16) T sx[2][NA][TT][128];   /* [stage][dt, x, z][token][channel] */
+    __shared__ __align__(16) float sbc[2][TT][32];   /* [buffer][token][B 0..15, C 16..31] */
+    const int tid = threadIdx.x, c0 = blockIdx.x * 128, c = c0 + tid, s = blockIdx.y;
+    const int slot = bt.seg_slot[s];
+    if (!OUT && slot < 0) return;                   /* uniform over the block */
+    const bool live = c < a.E;
+    const int t0 = bt.seg_start[s], n_tok = bt.seg_n[s], ntile = (n_tok + TT - 1) / TT;
+    const bool gate = OUT && a.z != nullptr;
+
+    /* copies: chunk u * 128 + tid of each row set (token r, 16-byte column cc) */
+    const char *src[NA][QPA];
+    int row[QPA], col[QPA];
+    bool cok[QPA];
+#pragma unroll
+    for (int u = 0; u < QPA; u++) {
+        const int k = u * 128 + tid;
+        row[u] = k / (128 / EPC);
+        col[u] = (k % (128 / EPC)) * EPC;
+        cok[u] = c0 + col[u] < a.E;
+#pragma unroll
+        for (int r = 0; r < NA; r++) {
+            const T *b = r == 0 ? (const T *)a.dt : r == 1 ? (const T *)a.x : (const T *)a.z;
+            const int ld = r == 0 ? a.lddt : r == 1 ? a.ldx : a.ldz;
+            /* where no byte is read (past E, no gate) any valid address does */
+            src[r][u] = (const char *)(cok[u] && (r < 2 || gate)
+                                           ? b + (size_t)(t0 + row[u]) * ld + c0 + col[u]
+                                           : (const T *)a.x);
+        }
+    }
+    /* tile kk's rows into stage stg; always a group, empty past the last tile */
+    auto issue = [&](int kk, int stg) {
+        if (kk < ntile) {
+            const int nt = min(TT, n_tok - kk * TT);
+#pragma unroll
+            for (int u = 0; u < QPA; u++)
+#pragma unroll
+                for (int r = 0; r < NA; r++) {
+                    const bool ok = cok[u] && row[u] < nt && (r < 2 || gate);
+                    cp_async16_n(&sx[stg][r][row[u]][col[u]], src[r][u], ok ? 16 : 0);
+                    const int ld = r == 0 ? a.lddt : r == 1 ? a.ldx : a.ldz;
+                    if (ok) src[r][u] += (size_t)TT * ld * sizeof(T);
+                }
+        }
+        cp_async_commit();
+    };
+    /* B/C: value q * 128 + tid of the tile's TT x W, raw, one tile ahead */
+    const T *bsrc[NB];
+    int brow[NB], bw[NB];
+#pragma unroll
+    for (int q = 0; q < NB; q++) {
+        const int k = q * 128 + tid;
+        brow[q] = k / W;
+        bw[q] = k % W;
+        bsrc[q] = (bw[q] < 16 ? (const T *)a.B : (const T *)a.C) + (size_t)(t0 + brow[q]) * a.ldbc +
+                  (bw[q] & 15);
+    }
+    T braw[NB];
+    auto bc_load = [&](int kk) {
+        const int nt = min(TT, n_tok - kk * TT);
+#pragma unroll
+        for (int q = 0; q < NB; q++) {
+            braw[q] = ms_zero<T>();  /* past the segment: 0, so d = 0 leaves h as it is */
+            if (brow[q] < nt) braw[q] = bsrc[q][0];
+            bsrc[q] += (size_t)TT * a.ldbc;
+        }
+    };
+    auto bc_commit = [&](int buf) {
+#pragma unroll
+        for (int q = 0; q < NB; q++) sbc[buf][brow[q]][bw[q]] = ms_ld(&braw[q]);
+    };
+
+    float *st = !live ? nullptr
+                : slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * 16
+                           : a.ws_h + ((size_t)slot * a.E + c) * 16;
+    float h[16], A[16];
+#pragma unroll
+    for (int n = 0; n < 16; n++) {
+        A[n] = live ? a.A[(size_t)c * 16 + n] * MS_LOG2E : 0.f;
+        h[n] = live && OUT ? st[n] : 0.f;
+    }
+    const float Dh = live && OUT ? a.D[c] : 0.f;
+    const float bias = live && a.dt_bias ? a.dt_bias[c] : 0.f;
+    T *py = (T *)a.y + (size_t)t0 * a.ldy + c;
+    float dtsum = 0.f;
+
+    issue(0, 0);
+    bc_load(0);
+    bc_commit(0);
+    /* two tiles a trip, so that each one's stage and B/C buffer are known at compile time
+     * (a buffer index held in a uniform register cost a move per shared-memory load) */
+    for (int k0 = 0; k0 < ntile; k0 += 2) {
+#pragma unroll
+        for (int b = 0; b < 2; b++) {
+            const int k = k0 + b;
+            if (k >= ntile) break;
+            cp_async_wait_group<0>();                /* tile k's copies (this thread's) */
+            __syncthreads();  /* everyone's tile k is in; tile k-1's stage and buffer free */
+            issue(k + 1, b ^ 1);
+            if (k + 1 < ntile) bc_load(k + 1);
+            const int nt = min(TT, n_tok - k * TT);
+#pragma unroll
+            for (int j = 0; j < TT; j++) {
+                const float xv = ms_ld(&sx[b][1][j][tid]);
+                float d = ms_softplus_f(ms_ld(&sx[b][0][j][tid]) + bias);
+                d = j < nt ? d : 0.f;                /* tail tokens leave h unchanged */
+                dtsum += d;
+                const float dx = d * xv;
+                const float4 *rowv = reinterpret_cast<const float4 *>(sbc[b][j]);
+                float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll
+                for (int v = 0; v < 4; v++) {
+                    const float4 bq = rowv[v];
+                    const float bb[4] = {bq.x, bq.y, bq.z, bq.w};
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int n = 4 * v + i;
+                        h[n] = ms_ex2_ftz(d * A[n]) * h[n] + dx * bb[i];
+                    }
+                    if (OUT) {
+                        const float4 cc = rowv[4 + v];
+                        acc0 = fmaf(h[4 * v], cc.x, acc0);
+                        acc1 = fmaf(h[4 * v + 1], cc.y, acc1);
+                        acc0 = fmaf(h[4 * v + 2], cc.z, acc0);
+                        acc1 = fmaf(h[4 * v + 3], cc.w, acc1);
+                    }
+                }
+                if (OUT) {
+                    float yv = acc0 + acc1 + Dh * xv;
+                    if (gate) yv *= ms_silu_f(ms_ld(&sx[b][NA - 1][j][tid]));
+                    if (live && j < nt) ms_st(py, yv);
+                    py += a.ldy;
+                }
+            }
+            if (k + 1 < ntile) bc_commit(b ^ 1);     /* its last readers (tile k-1) passed */
+        }
+    }
+    if (!live || (OUT && slot >= 0)) return;
+#pragma unroll
+    for (int n = 0; n < 16; n++) st[n] = h[n];
+    if (!OUT) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
+}
+
+#define M1_STAGED_TT 8
+template <typename T, int TT>
+static cudaError_t scan_m1_launch_staged(const ms_cu_scan_args *a, const ms_cu_batch *bt,
+                                         cudaStream_t stream)
+{
+    dim3 grid((unsigned)((a->E + 127) / 128), bt->n_seg);
+    cudaError_t e;
+    if (bt->multi) {
+        scan_m1_staged<T, TT, false><<<grid, 128, 0, stream>>>(*a, *bt);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+        dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
+        scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    }
+    scan_m1_staged<T, TT, true><<<grid, 128, 0, stream>>>(*a, *bt);
+    return cudaGetLastError();
+}
+
+/* the staged form's 16-byte copies: every row start of dt, x and z 16-byte aligned, and
+ * E whole chunks */
+template <typename T>
+static bool scan_m1_staged_ok(const ms_cu_scan_args *a)
+{
+    const size_t es = sizeof(T);
+    return a->E % (16 / es) == 0 && (uintptr_t)a->x % 16 == 0 && (uintptr_t)a->dt % 16 == 0 &&
+           (a->ldx * es) % 16 == 0 && (a->lddt * es) % 16 == 0 &&
+           (!a->z || ((uintptr_t)a->z % 16 == 0 && (a->ldz * es) % 16 == 0));
+}
+
 template <typename T>
 static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *bt,
                                   cudaStream_t stream)
@@ -360,6 +549,14 @@ static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *b
         const char *e = getenv("MS_CUDA_M1_TILE");
         variant = !e ? 0 : !strcmp(e, "1x8") ? 1 : !strcmp(e, "4x4") ? 2 : 0;
     }
+    /* MS_CUDA_M1_STAGED=0: the register-prefetch tiled form only (comparison) */
+    static int staged = -1;
+    if (staged < 0) {
+        const char *e = getenv("MS_CUDA_M1_STAGED");
+        staged = !(e && e[0] == '0');
+    }
+    if (staged && variant == 0 && scan_m1_staged_ok<T>(a))
+        return scan_m1_launch_staged<T, M1_STAGED_TT>(a, bt, stream);
     if (variant == 1) return scan_m1_launch_tt<T, 1, 8>(a, bt, stream);
     if (variant == 2) return scan_m1_launch_tt<T, 4, 4>(a, bt, stream);
     return scan_m1_launch_tt<T, M1_TT, M1_MINB>(a, bt, stream);
