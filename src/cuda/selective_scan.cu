@@ -31,6 +31,9 @@
 // the h recurrence, exp2 is ex2.approx.ftz (decays below 2^-126 flush to 0), y is written
 // once. Registers capped for 6 blocks per SM (see M1_TT). MS_CUDA_SCAN_TILED=0 selects the
 // per-token kernel (comparison, fallback).
+// Where dt, x and z rows are 16-byte aligned (the usual case), Mamba-1 with N = 16 takes
+// scan_m1_staged: the same passes, its dt/x/z tiles of 8 tokens copied to shared memory by
+// cp.async a tile ahead, one barrier per tile (MS_CUDA_M1_STAGED=0: scan_m1_tiled).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,34 +332,43 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms
  * 0.63 / 0.78; the per-token kernel 1.28 / 1.83. */
 #define M1_TT 2
 #define M1_MINB 6
-template <typename T, int TT, int MINB>
-static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch *bt,
-                                     cudaStream_t stream)
+/* Mamba-1's passes with one kernel pair (local, output): grid (E / 128, n_seg) */
+typedef void (*scan_m1_fn)(ms_cu_scan_args, ms_cu_batch);
+static cudaError_t scan_m1_passes(scan_m1_fn local, scan_m1_fn out, const ms_cu_scan_args *a,
+                                  const ms_cu_batch *bt, cudaStream_t stream)
 {
     dim3 grid((unsigned)((a->E + 127) / 128), bt->n_seg);
     cudaError_t e;
     if (bt->multi) {
-        scan_m1_tiled<T, TT, MINB, false><<<grid, 128, 0, stream>>>(*a, *bt);
+        local<<<grid, 128, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
         dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
         scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
     }
-    scan_m1_tiled<T, TT, MINB, true><<<grid, 128, 0, stream>>>(*a, *bt);
+    out<<<grid, 128, 0, stream>>>(*a, *bt);
     return cudaGetLastError();
+}
+
+template <typename T, int TT, int MINB>
+static cudaError_t scan_m1_launch_tt(const ms_cu_scan_args *a, const ms_cu_batch *bt,
+                                     cudaStream_t stream)
+{
+    return scan_m1_passes(scan_m1_tiled<T, TT, MINB, false>, scan_m1_tiled<T, TT, MINB, true>, a,
+                          bt, stream);
 }
 
 /* Mamba-1, N = 16, the staged form (taken where dt, x and z rows are 16-byte aligned): one
  * thread per channel, 128 channels per block, as scan_m1_tiled, but time in tiles of TT
  * tokens whose dt, x (and z) rows are copied to shared memory by cp.async a tile ahead
- * (two stages: no registers held, no address arithmetic per token; a tile is ~8 x 165
- * instructions a warp, far longer than a load's latency), and
- * whose B/C rows are loaded one tile ahead into registers, converted to float and published
- * by the tile's one barrier. ncu had scan_m1_tiled bound by instruction issue: 201
+ * (two stages: no registers held, no address arithmetic per token; a tile is ~8 x 150
+ * instructions a warp, far longer than a load's latency), and whose B/C rows are loaded
+ * one tile ahead into registers, converted to float and published by the tile's one
+ * barrier. ncu had scan_m1_tiled bound by instruction issue: 201
  * instructions a token and channel, ~45 of them its per-token loads' addressing and
  * predicates and ~10 the barrier of its 2-token tiles, against 80 for the recurrence. */
-template <typename T, int TT, bool OUT>
-__global__ void __launch_bounds__(128, M1_MINB) scan_m1_staged(ms_cu_scan_args a, ms_cu_batch bt)
+template <typename T, int TT, int MINB, bool OUT>
+__global__ void __launch_bounds__(128, MINB) scan_m1_staged(ms_cu_scan_args a, ms_cu_batch bt)
 {
     constexpr int NA = OUT ? 3 : 2;                 /* rows staged per token: dt, x (, z) */
     constexpr int EPC = 16 / (int)sizeof(T);        /* elements per 16-byte chunk */
@@ -506,22 +518,18 @@ __global__ void __launch_bounds__(128, M1_MINB) scan_m1_staged(ms_cu_scan_args a
     if (!OUT) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
 }
 
+/* Tile and occupancy (H200, bench's reference Mamba-1, bf16, M tok/s one stream / reads,
+ * two runs): 8 tokens x 5 blocks per SM (96 registers) 1.103-1.113 / 1.373-1.391;
+ * 8 x 6 (80) 1.051-1.052 / 1.346-1.356; 8 x 4 1.046-1.072 / 1.343-1.368; 8 x 8 (64,
+ * spilling) 1.032-1.066 / 1.326-1.344; 16 x 4 / 5 / 6 1.01-1.05 / 1.29-1.33. */
 #define M1_STAGED_TT 8
-template <typename T, int TT>
+#define M1_STAGED_MINB 5
+template <typename T, int TT, int MINB>
 static cudaError_t scan_m1_launch_staged(const ms_cu_scan_args *a, const ms_cu_batch *bt,
                                          cudaStream_t stream)
 {
-    dim3 grid((unsigned)((a->E + 127) / 128), bt->n_seg);
-    cudaError_t e;
-    if (bt->multi) {
-        scan_m1_staged<T, TT, false><<<grid, 128, 0, stream>>>(*a, *bt);
-        if ((e = cudaGetLastError()) != cudaSuccess) return e;
-        dim3 g2((unsigned)(((size_t)a->E * a->N + 255) / 256), bt->n_chunks);
-        scan_combine_kernel<<<g2, 256, 0, stream>>>(*a, *bt);
-        if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    }
-    scan_m1_staged<T, TT, true><<<grid, 128, 0, stream>>>(*a, *bt);
-    return cudaGetLastError();
+    return scan_m1_passes(scan_m1_staged<T, TT, MINB, false>, scan_m1_staged<T, TT, MINB, true>,
+                          a, bt, stream);
 }
 
 /* the staged form's 16-byte copies: every row start of dt, x and z 16-byte aligned, and
@@ -556,7 +564,7 @@ static cudaError_t scan_m1_launch(const ms_cu_scan_args *a, const ms_cu_batch *b
         staged = !(e && e[0] == '0');
     }
     if (staged && variant == 0 && scan_m1_staged_ok<T>(a))
-        return scan_m1_launch_staged<T, M1_STAGED_TT>(a, bt, stream);
+        return scan_m1_launch_staged<T, M1_STAGED_TT, M1_STAGED_MINB>(a, bt, stream);
     if (variant == 1) return scan_m1_launch_tt<T, 1, 8>(a, bt, stream);
     if (variant == 2) return scan_m1_launch_tt<T, 4, 4>(a, bt, stream);
     return scan_m1_launch_tt<T, M1_TT, M1_MINB>(a, bt, stream);
