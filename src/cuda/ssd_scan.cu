@@ -27,7 +27,8 @@
 //                                                              the group's heads at once)
 //   7 ssd_pass     per chunk, over its segments in order: hin[q] = h; h = exp(cum_{n-1}) h
 //                  + S[q]; the stream state gets the last h. Grid (ceil(E N / 256 V),
-//                  chunks), V = 4 elements a thread for calls of 4 or more chunks, else 1
+//                  chunks), V = 4 elements a thread for calls of 4 or more chunks, else 2
+//                  (one stream: all E N / 2 threads resident at once, 1 wave)
 //   8 GEMM         ys[q][t][hP + p] = sum_n hin[q][h][p][n] C_t[n]   (per (q, g))
 //   9 ssd_combine  y[t0 + t][c] = yi + exp(cum_t) ys + D[h] x   Grid (L, Q), 256 threads
 // Stages 3, 5 and 9 give a thread V adjacent elements: V = 8 (the vector forms, for L, P
@@ -94,55 +95,58 @@ __device__ __forceinline__ void ssd_stage_cum_dt(const ms_cu_ssd_args &a, int qh
  * reference Mamba-2, 512 reads of 160 tokens: 1.28 ms per layer with one element a thread,
  * 4x its memory floor; 0.47 ms with four). */
 template <typename T, int V>
-__global__ void __launch_bounds__(256) ssd_pass_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+__global__ void __launch_bounds__(256, V == 4 ? 4 : 3) ssd_pass_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
 {
     /* segments whose loads go out before their dependent chain: CB V values a thread */
     constexpr int CB = 16 / V;
-    const int HPN = a.E * a.N, PN = a.P * a.N, ci = blockIdx.y;
+    const int HPN = a.E * a.N, PN = a.P * a.N, ci = blockIdx.y, L = a.L;
     const int i0 = blockIdx.x * blockDim.x * V + threadIdx.x;
+    const int q0 = bt.chunk_seg[ci], q1 = bt.chunk_seg[ci + 1];
+    const size_t cstep = (size_t)a.H * L; /* cum's stride between segments */
     float *st = bt.state[ci] + a.state_off;
+    /* A segment's decay is exp(cum_{n-1}). Stage 1 leaves cum's rows past n equal to
+     * cum_{n-1} (d = 0 there; equal up to the rounding of its lane sums), so row L - 1
+     * serves and no seg_n load sits in front of the cum load. Pointers advance by a group
+     * of segments per trip: no 64-bit index products per element. */
     float hv[V];
-    int hd[V];
+    bool ok[V];
+    const float *pc[V];
 #pragma unroll
     for (int v = 0; v < V; v++) {
         const int i = i0 + v * blockDim.x;
-        hd[v] = min(i, HPN - 1) / PN;
-        hv[v] = i < HPN ? st[i] : 0.f;
+        ok[v] = i < HPN;
+        hv[v] = ok[v] ? st[i] : 0.f;
+        pc[v] = a.cum + (size_t)q0 * cstep + (size_t)(min(i, HPN - 1) / PN) * L + L - 1;
     }
-    const int q1 = bt.chunk_seg[ci + 1];
-    for (int qb = bt.chunk_seg[ci]; qb < q1; qb += CB) {
+    const float *pS = a.S + (size_t)q0 * HPN + i0;
+    T *ph = (T *)a.hin + (size_t)q0 * HPN + i0;
+    for (int qb = q0; qb < q1; qb += CB) {
+        const int nk = min(CB, q1 - qb);
         float Sv[CB][V], cl[CB][V];
 #pragma unroll
         for (int k = 0; k < CB; k++)
-            if (qb + k < q1) {
-                const int q = qb + k, last = bt.seg_n[q] - 1;
 #pragma unroll
-                for (int v = 0; v < V; v++) {
-                    const int i = i0 + v * blockDim.x;
-                    if (i < HPN) {
-                        Sv[k][v] = a.S[(size_t)q * HPN + i];
-                        cl[k][v] = a.cum[((size_t)q * a.H + hd[v]) * a.L + last];
-                    }
+            for (int v = 0; v < V; v++)
+                if (k < nk && ok[v]) {
+                    Sv[k][v] = pS[(size_t)k * HPN + v * blockDim.x];
+                    cl[k][v] = pc[v][k * cstep];
                 }
-            }
 #pragma unroll
         for (int k = 0; k < CB; k++)
-            if (qb + k < q1) {
 #pragma unroll
-                for (int v = 0; v < V; v++) {
-                    const int i = i0 + v * blockDim.x;
-                    if (i < HPN) {
-                        ms_st((T *)a.hin + (size_t)(qb + k) * HPN + i, hv[v]);
-                        hv[v] = expf(cl[k][v]) * hv[v] + Sv[k][v];
-                    }
+            for (int v = 0; v < V; v++)
+                if (k < nk && ok[v]) {
+                    ms_st(ph + (size_t)k * HPN + v * blockDim.x, hv[v]);
+                    hv[v] = ms_exp_nonpos(cl[k][v]) * hv[v] + Sv[k][v]; /* cum <= 0 */
                 }
-            }
+        pS += (size_t)CB * HPN;
+        ph += (size_t)CB * HPN;
+#pragma unroll
+        for (int v = 0; v < V; v++) pc[v] += CB * cstep;
     }
 #pragma unroll
-    for (int v = 0; v < V; v++) {
-        const int i = i0 + v * blockDim.x;
-        if (i < HPN) st[i] = hv[v];
-    }
+    for (int v = 0; v < V; v++)
+        if (ok[v]) st[i0 + v * blockDim.x] = hv[v];
 }
 
 /* Stage 3: a thread writes m[t][s0 .. s0+V-1], V = 8 (vector form, L % 8 == 0: 16-byte
@@ -329,10 +333,10 @@ extern "C" cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu
                 ssd_xs_kernel<X, 1><<<dim3(L, Q), 256, 0, stream>>>(*a, *bt);
             break;
         case 7: {
-            const size_t epc = bt->n_chunks >= 4 ? 4 * 256 : 256; /* elements per block */
+            const size_t epc = bt->n_chunks >= 4 ? 4 * 256 : 2 * 256; /* elements per block */
             dim3 g((unsigned)(((size_t)a->E * a->N + epc - 1) / epc), bt->n_chunks);
-            if (epc > 256) ssd_pass_kernel<X, 4><<<g, 256, 0, stream>>>(*a, *bt);
-            else ssd_pass_kernel<X, 1><<<g, 256, 0, stream>>>(*a, *bt);
+            if (epc > 512) ssd_pass_kernel<X, 4><<<g, 256, 0, stream>>>(*a, *bt);
+            else ssd_pass_kernel<X, 2><<<g, 256, 0, stream>>>(*a, *bt);
             break;
         }
         case 9:
