@@ -292,6 +292,8 @@ static const shape shapes[] = {
     /* the reference Mamba-2's head: head_dim 64, d_state 128, one group (in 16-bit
      * precisions, ssd_out.cu's fused output at every segment length) */
     {1, 64, 2, 16, 128, 4, 0, 0, 2, 64, 1, 0, 0},
+    /* the bundled model's head: head_dim 32, d_state 64, one group */
+    {1, 64, 2, 16, 64, 4, 0, 0, 4, 32, 1, 0, 0},
     /* Mamba-1 d_state 16, biases, 136 channels: the tiled scan's last 128-channel block
      * partly live (x_proj rows 16-byte aligned in bf16 too, as the reference model's) */
     {0, 64, 2, 16, 16, 4, 136, 8, 0, 0, 0, 1, 0},
