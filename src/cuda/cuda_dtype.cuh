@@ -79,11 +79,6 @@ __device__ __forceinline__ void ms_stv(T *p, const float *v)
     else ms_st(p, v[0]);
 }
 
-/* SiLU and softplus on the MUFU unit, branch-free. The scan computes both once per token
- * and channel beside ~5 instructions per state; with expf, log1pf and IEEE division they
- * took ~70 of a token's ~180 instructions (H200, ncu), now ~30. Error (float32, checked on
- * a dense grid against float64): a few ulp, <= 4e-7 relative, against 1e-5 for the GPU's
- * float32 check mode. */
 /* 16 bytes global -> shared without registers (cp.async, sm_80+); the issuing thread reads
  * them after cp_async_wait_all (or its group's wait). The _n form copies n bytes (0 or
  * 16) and zero-fills the rest: n = 0 reads nothing (rows past a segment, channels past E). */
@@ -112,6 +107,11 @@ template <int N> __device__ __forceinline__ void cp_async_wait_group()
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
+/* SiLU and softplus on the MUFU unit, branch-free. The scan computes both once per token
+ * and channel beside ~5 instructions per state; with expf, log1pf and IEEE division they
+ * took ~70 of a token's ~180 instructions (H200, ncu), now ~30. Error (float32, checked on
+ * a dense grid against float64): a few ulp, <= 4e-7 relative, against 1e-5 for the GPU's
+ * float32 check mode. */
 #define MS_LOG2E 1.4426950408889634f
 
 /* 2^x, flushing denormal results to 0 (one MUFU op; <= 2 ulp otherwise) */

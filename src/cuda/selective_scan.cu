@@ -180,6 +180,62 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
  * barrier publishes it, so one memory latency is paid per tile instead of one per token and
  * the recurrence reads only registers and shared rows (broadcast). Same passes and
  * workspace as scan_kernel. */
+/* Mamba-1, N = 16, one thread per channel (scan_m1_tiled, scan_m1_staged): the channel's
+ * state row (the stream's state for single-segment chunks, else the segment's workspace
+ * slot; NULL for dead lanes), its A as log2(e) A, and h (the state in the output pass, 0
+ * in the local pass) */
+__device__ __forceinline__ float *m1_start(const ms_cu_scan_args &a, const ms_cu_batch &bt,
+                                           int s, int slot, int c, bool live, bool out,
+                                           float *h, float *A)
+{
+    float *st = !live ? nullptr
+                : slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * 16
+                           : a.ws_h + ((size_t)slot * a.E + c) * 16;
+#pragma unroll
+    for (int n = 0; n < 16; n++) {
+        A[n] = live ? a.A[(size_t)c * 16 + n] * MS_LOG2E : 0.f;
+        h[n] = live && out ? st[n] : 0.f;
+    }
+    return st;
+}
+
+/* one token: h = 2^(d A) h + dx B from the token's row of 32 floats in shared memory (B
+ * 0..15, C 16..31); out: y's sum over the states into acc0 + acc1, one FMA per state (a
+ * + b c + d e would add a product and a sum) */
+__device__ __forceinline__ void m1_step(bool out, const float *row, float d, float dx,
+                                        const float *A, float *h, float &acc0, float &acc1)
+{
+    const float4 *rowv = reinterpret_cast<const float4 *>(row);
+#pragma unroll
+    for (int v = 0; v < 4; v++) {
+        const float4 b = rowv[v];
+        const float bb[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int n = 4 * v + k;
+            h[n] = ms_ex2_ftz(d * A[n]) * h[n] + dx * bb[k];
+        }
+        if (out) {
+            const float4 cc = rowv[4 + v];
+            acc0 = fmaf(h[4 * v], cc.x, acc0);
+            acc1 = fmaf(h[4 * v + 1], cc.y, acc1);
+            acc0 = fmaf(h[4 * v + 2], cc.z, acc0);
+            acc1 = fmaf(h[4 * v + 3], cc.w, acc1);
+        }
+    }
+}
+
+/* the end of a segment: the stream's state (single-segment chunks in the output pass) or
+ * the segment's local state and decay sum (local pass); the combine pass writes the rest */
+__device__ __forceinline__ void m1_finish(const ms_cu_scan_args &a, float *st, const float *h,
+                                          float dtsum, int slot, int c, bool live, bool out)
+{
+    if (!live || (out && slot >= 0)) return;
+#pragma unroll
+    for (int n = 0; n < 16; n++) st[n] = h[n];
+    if (!out) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
+}
+
 template <typename T, int TT>
 struct m1_regs {
     /* Raw element bits, converted to float only where used: a conversion right after its
@@ -245,25 +301,8 @@ __device__ __forceinline__ void m1_tile(const ms_cu_scan_args &a, bool out, bool
     }
 #pragma unroll
     for (int j = 0; j < TT; j++) {
-        const float4 *row = reinterpret_cast<const float4 *>(sbc[j]);
         float acc0 = 0.f, acc1 = 0.f;
-#pragma unroll
-        for (int v = 0; v < 4; v++) {
-            const float4 b = row[v];
-            const float bb[4] = {b.x, b.y, b.z, b.w};
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                const int n = 4 * v + k;
-                h[n] = ms_ex2_ftz(d[j] * A[n]) * h[n] + dx[j] * bb[k];
-            }
-            if (out) { /* one FMA per state (a + b c + d e would add a product and a sum) */
-                const float4 cc = row[4 + v];
-                acc0 = fmaf(h[4 * v], cc.x, acc0);
-                acc1 = fmaf(h[4 * v + 1], cc.y, acc1);
-                acc0 = fmaf(h[4 * v + 2], cc.z, acc0);
-                acc1 = fmaf(h[4 * v + 3], cc.w, acc1);
-            }
-        }
+        m1_step(out, sbc[j], d[j], dx[j], A, h, acc0, acc1);
         if (out && j < nt) {
             float yv = acc0 + acc1 + yo[j];
             if (gate) yv *= ms_silu_f(ms_ld(&r.z[j]));
@@ -282,15 +321,8 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms
     if (!out && slot < 0) return;          /* uniform over the block */
     const bool live = c < a.E;             /* dead lanes still stage B/C */
     const int t0 = bt.seg_start[s], n_tok = bt.seg_n[s];
-    float *st = !live ? nullptr
-                : slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * 16
-                           : a.ws_h + ((size_t)slot * a.E + c) * 16;
     float h[16], A[16];
-#pragma unroll
-    for (int n = 0; n < 16; n++) {
-        A[n] = live ? a.A[(size_t)c * 16 + n] * MS_LOG2E : 0.f;
-        h[n] = live && out ? st[n] : 0.f;
-    }
+    float *st = m1_start(a, bt, s, slot, c, live, out, h, A);
     const float Dh = live && out ? a.D[c] : 0.f;
     const float bias = live && a.dt_bias ? a.dt_bias[c] : 0.f;
     const bool gate = out && a.z != nullptr;
@@ -318,10 +350,7 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_tiled(ms_cu_scan_args a, ms
         m1_commit<T, TT>(r0, n2, sbc[0]); /* buffer 0's readers (tile i0) passed the barrier */
         __syncthreads();
     }
-    if (!live || (out && slot >= 0)) return;
-#pragma unroll
-    for (int n = 0; n < 16; n++) st[n] = h[n];
-    if (!out) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
+    m1_finish(a, st, h, dtsum, slot, c, live, out);
 }
 
 /* Tile and occupancy (H100, cuda_bench's Mamba-1, ncu): the kernel is bound by latency
@@ -447,15 +476,8 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_staged(ms_cu_scan_args a, m
         for (int q = 0; q < NB; q++) sbc[buf][brow[q]][bw[q]] = ms_ld(&braw[q]);
     };
 
-    float *st = !live ? nullptr
-                : slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * 16
-                           : a.ws_h + ((size_t)slot * a.E + c) * 16;
     float h[16], A[16];
-#pragma unroll
-    for (int n = 0; n < 16; n++) {
-        A[n] = live ? a.A[(size_t)c * 16 + n] * MS_LOG2E : 0.f;
-        h[n] = live && OUT ? st[n] : 0.f;
-    }
+    float *st = m1_start(a, bt, s, slot, c, live, OUT, h, A);
     const float Dh = live && OUT ? a.D[c] : 0.f;
     const float bias = live && a.dt_bias ? a.dt_bias[c] : 0.f;
     T *py = (T *)a.y + (size_t)t0 * a.ldy + c;
@@ -483,25 +505,8 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_staged(ms_cu_scan_args a, m
                 d = j < nt ? d : 0.f;                /* tail tokens leave h unchanged */
                 dtsum += d;
                 const float dx = d * xv;
-                const float4 *rowv = reinterpret_cast<const float4 *>(sbc[b][j]);
                 float acc0 = 0.f, acc1 = 0.f;
-#pragma unroll
-                for (int v = 0; v < 4; v++) {
-                    const float4 bq = rowv[v];
-                    const float bb[4] = {bq.x, bq.y, bq.z, bq.w};
-#pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const int n = 4 * v + i;
-                        h[n] = ms_ex2_ftz(d * A[n]) * h[n] + dx * bb[i];
-                    }
-                    if (OUT) {
-                        const float4 cc = rowv[4 + v];
-                        acc0 = fmaf(h[4 * v], cc.x, acc0);
-                        acc1 = fmaf(h[4 * v + 1], cc.y, acc1);
-                        acc0 = fmaf(h[4 * v + 2], cc.z, acc0);
-                        acc1 = fmaf(h[4 * v + 3], cc.w, acc1);
-                    }
-                }
+                m1_step(OUT, sbc[b][j], d, dx, A, h, acc0, acc1);
                 if (OUT) {
                     float yv = acc0 + acc1 + Dh * xv;
                     if (gate) yv *= ms_silu_f(ms_ld(&sx[b][NA - 1][j][tid]));
@@ -512,10 +517,7 @@ __global__ void __launch_bounds__(128, MINB) scan_m1_staged(ms_cu_scan_args a, m
             if (k + 1 < ntile) bc_commit(b ^ 1);     /* its last readers (tile k-1) passed */
         }
     }
-    if (!live || (OUT && slot >= 0)) return;
-#pragma unroll
-    for (int n = 0; n < 16; n++) st[n] = h[n];
-    if (!OUT) a.ws_dtsum[(size_t)slot * a.E + c] = dtsum;
+    m1_finish(a, st, h, dtsum, slot, c, live, OUT);
 }
 
 /* Tile and occupancy (H200, bench's reference Mamba-1, bf16, M tok/s one stream / reads,

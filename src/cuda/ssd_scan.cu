@@ -90,12 +90,16 @@ __device__ __forceinline__ void ssd_stage_cum_dt(const ms_cu_ssd_args &a, int qh
 }
 
 /* Stage 7: a thread carries V elements of the state through its chunk's segments. V = 4
- * for calls of many chunks, whose chunks are mostly one segment: the chunk's segment range,
- * then seg_n, then cum, a chain of dependent round trips, then serve four elements (H200,
- * reference Mamba-2, 512 reads of 160 tokens: 1.28 ms per layer with one element a thread,
- * 4x its memory floor; 0.47 ms with four). */
+ * for calls of many chunks, whose chunks are mostly one segment: one round trip (the
+ * chunk's segment range, then S and cum) serves four elements (H200, reference Mamba-2, 512
+ * reads of 160 tokens: 1.28 ms per layer with one element a thread, 0.45 with four). V = 2
+ * for calls of 1-3 chunks: one long stream's E N / 2 threads are then resident at once
+ * (one wave; 143 -> 84 us per layer at 32,768 tokens, where one element a thread at 114
+ * registers had run in 2.9 waves). Registers capped for 4 and 3 blocks per SM: V = 4 at
+ * 100 registers ran 2 blocks per SM and took 715 us for those reads. */
 template <typename T, int V>
-__global__ void __launch_bounds__(256, V == 4 ? 4 : 3) ssd_pass_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
+__global__ void __launch_bounds__(256, V == 4 ? 4 : 3) ssd_pass_kernel(ms_cu_ssd_args a,
+                                                                       ms_cu_batch bt)
 {
     /* segments whose loads go out before their dependent chain: CB V values a thread */
     constexpr int CB = 16 / V;
