@@ -294,8 +294,9 @@ static const shape shapes[] = {
     {1, 64, 2, 16, 128, 4, 0, 0, 2, 64, 1, 0, 0},
     /* the bundled model's head: head_dim 32, d_state 64, one group */
     {1, 64, 2, 16, 64, 4, 0, 0, 4, 32, 1, 0, 0},
-    /* Mamba-1 d_state 16, biases, 136 channels: the tiled scan's last 128-channel block
-     * partly live (x_proj rows 16-byte aligned in bf16 too, as the reference model's) */
+    /* Mamba-1 d_state 16, biases, 136 channels: the staged scan's last 128-channel block
+     * partly live, its copies past E reading nothing (x_proj rows 16-byte aligned in bf16
+     * too, as the reference model's) */
     {0, 64, 2, 16, 16, 4, 136, 8, 0, 0, 0, 1, 0},
     /* Mamba-1 d_state 16, 81 channels: rows not 16-byte aligned, so the tiled scan runs in
      * place of the staged one (selective_scan.cu) */
