@@ -292,6 +292,20 @@ template <typename T> __device__ __forceinline__ uint32_t ms_pack2(float lo, flo
     memcpy(&r, v, sizeof r);
     return r;
 }
+/* two adjacent 16-bit values (4-byte aligned) as floats, one load; and ms_pack2's
+ * inverse, a packed pair as floats */
+__device__ __forceinline__ float2 ms_ld2(const __nv_bfloat16 *p)
+{
+    return ms_pair_f2(*reinterpret_cast<const __nv_bfloat162 *>(p));
+}
+__device__ __forceinline__ float2 ms_ld2(const __half *p)
+{
+    return ms_pair_f2(*reinterpret_cast<const __half2 *>(p));
+}
+template <typename T> __device__ __forceinline__ float2 ms_unpack2(uint32_t v)
+{
+    return ms_ld2(reinterpret_cast<const T *>(&v));
+}
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization
  * attribute when this thread's PDL switch is on (only for kernels that call ms_pdl_wait). */

@@ -63,21 +63,6 @@ __device__ __forceinline__ uint32_t mask_pair(float2 c, int s, int t, int n, con
     return ms_pack2<T>(v0, v1);
 }
 
-/* two adjacent 16-bit values (4-byte aligned) as floats, one load */
-__device__ __forceinline__ float2 ld_pair(const __nv_bfloat16 *p)
-{
-    return ms_pair_f2(*reinterpret_cast<const __nv_bfloat162 *>(p));
-}
-__device__ __forceinline__ float2 ld_pair(const __half *p)
-{
-    return ms_pair_f2(*reinterpret_cast<const __half2 *>(p));
-}
-
-template <typename T> __device__ __forceinline__ float2 pair_f2(uint32_t v)
-{
-    return ld_pair(reinterpret_cast<const T *>(&v));
-}
-
 /* the four cb pairs of a lane's A fragment at k step s0: rows ra / rb (ma, mb), columns
  * s0 + 2 tq and s0 + 8 + 2 tq */
 __device__ __forceinline__ void cb_frag(float2 *c, const float *ma, const float *mb, int s)
@@ -186,14 +171,14 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
         for (int j = 0; j < NT; j++) {
             const int col = j * 8 + 2 * tq;
             if (ra < n) {
-                const float2 vs = pair_f2<T>(ysa[j]);
-                const float2 vx = ld_pair(xs + ra * XLD + col);
+                const float2 vs = ms_unpack2<T>(ysa[j]);
+                const float2 vx = ms_ld2(xs + ra * XLD + col);
                 *reinterpret_cast<uint32_t *>(y + (size_t)ra * a.ldy + col) = ms_pack2<T>(
                     acc[j][0] + ea * vs.x + Dh * vx.x, acc[j][1] + ea * vs.y + Dh * vx.y);
             }
             if (rb < n) {
-                const float2 vs = pair_f2<T>(ysb[j]);
-                const float2 vx = ld_pair(xs + rb * XLD + col);
+                const float2 vs = ms_unpack2<T>(ysb[j]);
+                const float2 vx = ms_ld2(xs + rb * XLD + col);
                 *reinterpret_cast<uint32_t *>(y + (size_t)rb * a.ldy + col) = ms_pack2<T>(
                     acc[j][2] + eb * vs.x + Dh * vx.x, acc[j][3] + eb * vs.y + Dh * vx.y);
             }
