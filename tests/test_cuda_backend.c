@@ -520,6 +520,109 @@ static void test_gpu_invariants(void **st)
     ms_model_free(m);
 }
 
+/* ------------------------------------------------------------------ fresh streams */
+
+/* Logit rows fresh_sequence writes */
+#define FR_ROWS (900 + 360 + 240 + 2 + 50 + 2)
+
+/* One fixed sequence of calls on three streams of ctx: resets between calls, calls mixing
+ * reset and continuing streams, a call of reset one-segment chunks only, a reset chunk
+ * shorter than the conv window, a decode step. Logits of every call in out [FR_ROWS][V],
+ * the streams' final states in states [3][state size]. */
+static void fresh_sequence(ms_ctx *ctx, const int32_t *ids, int V, float *out, float *states)
+{
+    ms_stream *s[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(ms_stream_new(ctx, &s[i]), MS_OK);
+    const size_t ns = ms_stream_state_size(ctx);
+    float *o = out, *got = malloc(sizeof(float) * ns);
+    /* three new streams, 300 tokens each (more than one segment) */
+    ms_chunk c[3] = {{s[0], ids, 300}, {s[1], ids + 300, 300}, {s[2], ids + 600, 300}};
+    assert_int_equal(ms_forward(ctx, c, 3, o, NULL), MS_OK);
+    o += 900 * V;
+    /* a reset state reads as zeros (its device memory still holds the 300 tokens' state) */
+    ms_stream_reset(s[0]);
+    assert_int_equal(ms_stream_state_get(s[0], got), MS_OK);
+    for (size_t i = 0; i < ns; i++) assert_true(got[i] == 0.f);
+    /* one reset stream beside two continuing ones */
+    c[0] = (ms_chunk){s[0], ids + 900, 120};
+    c[1] = (ms_chunk){s[1], ids + 1020, 120};
+    c[2] = (ms_chunk){s[2], ids + 1140, 120};
+    assert_int_equal(ms_forward(ctx, c, 3, o, NULL), MS_OK);
+    o += 360 * V;
+    /* reset streams only, one segment each (Mamba-2 in 16 bits: the direct SSD form) */
+    ms_stream_reset(s[0]);
+    ms_stream_reset(s[1]);
+    c[0] = (ms_chunk){s[0], ids + 1260, 120};
+    c[1] = (ms_chunk){s[1], ids + 1380, 120};
+    assert_int_equal(ms_forward(ctx, c, 2, o, NULL), MS_OK);
+    o += 240 * V;
+    /* a reset chunk shorter than the conv window (old state entries would shift in), then more */
+    ms_stream_reset(s[2]);
+    c[0] = (ms_chunk){s[2], ids + 1500, 2};
+    assert_int_equal(ms_forward(ctx, c, 1, o, NULL), MS_OK);
+    o += 2 * V;
+    c[0] = (ms_chunk){s[2], ids + 1502, 50};
+    assert_int_equal(ms_forward(ctx, c, 1, o, NULL), MS_OK);
+    o += 50 * V;
+    /* a decode step: one reset stream, one continuing */
+    ms_stream_reset(s[0]);
+    c[0] = (ms_chunk){s[0], ids + 1552, 1};
+    c[1] = (ms_chunk){s[1], ids + 1553, 1};
+    assert_int_equal(ms_forward(ctx, c, 2, o, NULL), MS_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ms_stream_state_get(s[i], states + i * ns), MS_OK);
+        ms_stream_free(s[i]);
+    }
+    free(got);
+}
+
+/* Fresh streams (cuda_backend.c): a reset marks the stream and leaves its device memory as
+ * it was; forwards read the state as zeros (Mamba-2's SSD calls without reading it, and a
+ * call of reset one-segment chunks writes the states from the chunk-state product
+ * directly; other calls zero the marked states first). fresh_sequence with that and with
+ * MS_CUDA_FRESH=0 (each reset zeros the state at once, the path the CPU comparisons
+ * check) must agree: reading a stale state would move outputs by O(1). float32: the same
+ * arithmetic, so within 1e-6; bf16: the same except where cuBLAS takes another kernel for
+ * the product's other output address, so within a tenth of bf16's unit roundoff. */
+static void test_fresh_streams(void **st)
+{
+    const shape shapes_fr[2] = {{1, 64, 2, 16, 64, 4, 0, 0, 8, 16, 2, 0, 1},
+                                {0, 64, 2, 16, 16, 4, 128, 4, 0, 0, 0, 1, 0}};
+    for (int k = 0; k < 2; k++) {
+        ms_model *m;
+        assert_int_equal(ms_model_load(make_model(&shapes_fr[k], k ? "fr1" : "fr2"), NULL, &m),
+                         MS_OK);
+        const int V = ms_model_info_get(m)->n_vocab;
+        int32_t ids[1554];
+        for (int i = 0; i < 1554; i++) ids[i] = (int32_t)((frand() + 1.f) * 0.5f * V) % V;
+        for (int p = 0; p < 2; p++) {
+            const ms_precision prec = p ? MS_PREC_BF16 : MS_PREC_FP32;
+            float *out[2], *sts[2];
+            size_t ns = 0;
+            for (int lazy = 0; lazy < 2; lazy++) {
+                if (lazy) unsetenv("MS_CUDA_FRESH");
+                else setenv("MS_CUDA_FRESH", "0", 1);
+                ms_ctx *ctx = gpu_ctx(m, 900, 3, prec);
+                ns = ms_stream_state_size(ctx);
+                out[lazy] = malloc(sizeof(float) * FR_ROWS * V);
+                sts[lazy] = malloc(sizeof(float) * 3 * ns);
+                poison(out[lazy], (size_t)FR_ROWS * V);
+                fresh_sequence(ctx, ids, V, out[lazy], sts[lazy]);
+                ms_ctx_free(ctx);
+            }
+            unsetenv("MS_CUDA_FRESH");
+            const double el = tu_rel_err(out[1], out[0], (size_t)FR_ROWS * V);
+            const double es = tu_rel_err(sts[1], sts[0], 3 * ns);
+            const double tol = p ? ldexp(1.0, -8) / 10 : 1e-6;
+            print_message("  %s %s: fresh vs zeroed at reset: logits %.2e state %.2e (bound %.1e)\n",
+                          k ? "m1" : "m2", p ? "bf16" : "fp32", el, es, tol);
+            assert_true(el <= tol && es <= tol);
+            for (int j = 0; j < 2; j++) { free(out[j]); free(sts[j]); }
+        }
+        ms_model_free(m);
+    }
+}
+
 /* ------------------------------------------------------------------ audio models */
 
 /* Audio classifiers (docs/model-format.md, "Tensors of an audio classifier"): features
@@ -1028,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_random_vs_cpu),
         cmocka_unit_test(test_gpu_invariants),
+        cmocka_unit_test(test_fresh_streams),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_audio_vs_cpu),
         cmocka_unit_test(test_audio_low_precision),

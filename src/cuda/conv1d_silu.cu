@@ -1,6 +1,7 @@
 // conv1d_silu.cu - causal depthwise conv1d + SiLU, continuing from each chunk's conv state.
 //   out[t][c] = silu(b[c] + sum_{k<K} w[c][k] * x_ext[j + k][c]),   j = t - chunk start,
-// x_ext = the chunk's conv state [C][K-1] (oldest first) followed by the chunk's inputs x.
+// x_ext = the chunk's conv state [C][K-1] (oldest first; zeros for a fresh stream,
+// ms_cu_batch.fresh, whose state is then not read) followed by the chunk's inputs x.
 // Then the state keeps the chunk's last K-1 inputs (old state entries shift in when the
 // chunk is shorter than K-1).
 // Grid (conv): (ceil(C/128), n_seg), 128 threads: a thread runs one channel over one
@@ -32,6 +33,7 @@ __global__ void conv_kernel(T *out, int ldo, const T *x, int ldx, ms_cu_batch bt
     const int ci = bt.seg_chunk[s], t0 = bt.seg_start[s], n = bt.seg_n[s];
     const int cs = bt.chunk_start[ci], S = K - 1;
     const float *st = bt.state[ci] + state_off + (size_t)c * S;
+    const bool fresh = ms_fresh(bt, ci);
     float win[MS_CONV_KMAX], wc[MS_CONV_KMAX];
 #pragma unroll
     for (int k = 0; k < MS_CONV_KMAX; k++) {
@@ -44,7 +46,7 @@ __global__ void conv_kernel(T *out, int ldo, const T *x, int ldx, ms_cu_batch bt
     for (int k = 0; k < MS_CONV_KMAX - 1; k++) {
         if (k < S) {
             int q = j0 + k - S; /* index into the chunk's inputs; < 0: in the state */
-            win[k] = q >= 0 ? ms_ld(x + (size_t)(cs + q) * ldx + c) : st[q + S];
+            win[k] = q >= 0 ? ms_ld(x + (size_t)(cs + q) * ldx + c) : fresh ? 0.f : st[q + S];
         }
     }
     const float bc = b ? b[c] : 0.f;
@@ -76,12 +78,13 @@ __global__ void conv_state_kernel(const T *x, int ldx, ms_cu_batch bt, size_t st
     if (c >= C) return;
     const int cs = bt.chunk_start[ci], n = bt.chunk_len[ci], S = K - 1;
     float *st = bt.state[ci] + state_off + (size_t)c * S;
+    const bool fresh = ms_fresh(bt, ci);
     float v[MS_CONV_KMAX];
 #pragma unroll
     for (int k = 0; k < MS_CONV_KMAX - 1; k++) {
         if (k < S) {
             int e = n + k; /* x_ext index of the new state's slot k */
-            v[k] = e >= S ? ms_ld(x + (size_t)(cs + e - S) * ldx + c) : st[e];
+            v[k] = e >= S ? ms_ld(x + (size_t)(cs + e - S) * ldx + c) : fresh ? 0.f : st[e];
         }
     }
 #pragma unroll
@@ -114,6 +117,7 @@ __global__ void __launch_bounds__(128) conv_vec_kernel(T *__restrict__ out, int 
     const int ci = bt.seg_chunk[s], t0 = bt.seg_start[s], n = bt.seg_n[s];
     const int cs = bt.chunk_start[ci];
     const float *st = bt.state[ci] + state_off;
+    const bool fresh = ms_fresh(bt, ci);
     float wc[K][8], bc[8];
 #pragma unroll
     for (int v = 0; v < 8; v++) {
@@ -132,7 +136,8 @@ __global__ void __launch_bounds__(128) conv_vec_kernel(T *__restrict__ out, int 
                 ms_ld8(x + (size_t)(cs + q) * ldx + c0, win[k]);
             } else {
 #pragma unroll
-                for (int v = 0; v < 8; v++) win[k][v] = st[(size_t)(c0 + v) * S + q + S];
+                for (int v = 0; v < 8; v++)
+                    win[k][v] = fresh ? 0.f : st[(size_t)(c0 + v) * S + q + S];
             }
         }
         const int i1 = min(n, i0 + CONV_TT);

@@ -75,6 +75,8 @@ typedef struct {
 
     int cap_tokens, cap_streams, cap_seg, cap_slots, seg_len;
     int call_seg_len;                /* this call's segment length (call_seg_len_for) */
+    int ssd_direct;                  /* this call's SSD product 6 writes the states (all
+                                      * chunks fresh, one segment each: "Fresh streams") */
     int seg_adapt;                   /* Mamba-2 calls of short chunks may take longer segments */
     float *resid;                    /* [T][D] residual stream, float32 */
     void *hs;                        /* [T][D] act: normed mixer input / final norm */
@@ -111,7 +113,7 @@ typedef struct {
     /* the last forward's work as a CUDA graph, replayed while the batch's shape repeats
      * (decode: one token per stream per call) */
     cudaGraphExec_t graph;
-    int graph_key[11];
+    int graph_key[12];
     int use_graphs;
     int fused_decode;                /* one-token chunks through decode_m1.cu */
     int dec_wide;                    /* Mamba-1 decode of at least this many streams: the
@@ -119,6 +121,7 @@ typedef struct {
     int gemv;                        /* one-token products through gemv.cu */
     int gemm_few;                    /* 16-bit products of 2-32 tokens through gemm_few.cu */
     int pdl;                         /* decode calls' kernels by programmatic dependent launch */
+    int lazy_reset;                  /* resets mark streams fresh instead of zeroing them */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -321,7 +324,7 @@ done:
 static size_t batch_feat_off(int n_chunks, int n_seg, int n_tok, int n_cols)
 {
     size_t b = sizeof(float *) * (size_t)n_chunks +
-               sizeof(int32_t) * ((size_t)3 * n_chunks + 1 + 4 * (size_t)n_seg + n_tok + n_cols);
+               sizeof(int32_t) * ((size_t)4 * n_chunks + 1 + 4 * (size_t)n_seg + n_tok + n_cols);
     return (b + 15) & ~(size_t)15;
 }
 
@@ -586,6 +589,8 @@ static int cu_init(ms_ctx *ctx)
     g->gemm_few = !(fwenv && !strcmp(fwenv, "0"));
     const char *penv = getenv("MS_CUDA_PDL"); /* 0: decode kernels launched plainly (comparison) */
     g->pdl = !(penv && !strcmp(penv, "0")) && ms_cu_pdl_supported();
+    const char *renv = getenv("MS_CUDA_FRESH"); /* 0: a reset zeros the state at once (comparison) */
+    g->lazy_reset = !(renv && !strcmp(renv, "0"));
     g->cap_tokens = p->max_tokens;
     g->cap_streams = p->max_streams;
     g->seg_len = g->call_seg_len = seg_len_for(c);
@@ -688,6 +693,7 @@ static int cu_state_alloc(ms_ctx *ctx, ms_stream *s)
     }
     s->state = p;
     CU_TRY(zero_sync(g, p, state_bytes(ctx)), "cudaMemset (state)");
+    s->fresh = g->lazy_reset;
     g->n_states++;
     const size_t held = g->weight_bytes + g->scratch_bytes + g->n_states * state_bytes(ctx);
     if (held > g->peak_bytes) g->peak_bytes = held;
@@ -709,9 +715,22 @@ static size_t cu_peak_device_bytes(const ms_ctx *ctx)
     return g ? g->peak_bytes : 0;
 }
 
+/* Fresh streams. A reset only marks the stream fresh (ms_stream.fresh): its state reads as
+ * zeros until a forward writes it, and the device is not touched (a reset had been a
+ * cudaMemset and a synchronisation per stream: 512 of them before each call of bench's
+ * reads, and 9.9 GB of zeros for the reference Mamba-2 there). In a forward, chunk i's
+ * flag travels in ms_cu_batch.fresh: Mamba-2's SSD calls ask it (conv1d_silu.cu reads no
+ * conv state, ssd_scan.cu's stage 7 no SSM state, and a call of fresh one-segment chunks
+ * takes the direct form there); every other call zeros the fresh chunks' states first
+ * (ms_cu_zero_states). A forward leaves every chunk's state written, so it clears the
+ * flag. */
 static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
 {
     cu_ctx *g = ctx->impl;
+    if (g->lazy_reset) {
+        s->fresh = 1;
+        return;
+    }
     cudaSetDevice(g->device);
     if (zero_sync(g, s->state, state_bytes(ctx)) != cudaSuccess)
         ms_error("cuda backend: cudaMemset (state reset) failed: %s",
@@ -721,6 +740,10 @@ static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
 static int cu_state_get(ms_ctx *ctx, const ms_stream *s, float *dst)
 {
     cu_ctx *g = ctx->impl;
+    if (s->fresh) {
+        memset(dst, 0, state_bytes(ctx));
+        return MS_OK;
+    }
     CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
     CU_TRY(copy_sync(g, dst, s->state, state_bytes(ctx), cudaMemcpyDeviceToHost), "state_get copy");
     return MS_OK;
@@ -731,6 +754,7 @@ static int cu_state_set(ms_ctx *ctx, ms_stream *s, const float *src)
     cu_ctx *g = ctx->impl;
     CU_TRY(cudaSetDevice(g->device), "cudaSetDevice");
     CU_TRY(copy_sync(g, s->state, src, state_bytes(ctx), cudaMemcpyHostToDevice), "state_set copy");
+    s->fresh = 0;
     return MS_OK;
 }
 
@@ -808,12 +832,13 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     int32_t *ip = (int32_t *)(h + sizeof(float *) * n_chunks);
     int32_t *cstart = ip, *clen = cstart + n_chunks, *cseg = clen + n_chunks;
     int32_t *schunk = cseg + n_chunks + 1, *sstart = schunk + n_seg, *sn = sstart + n_seg;
-    int32_t *sslot = sn + n_seg, *tok = sslot + n_seg, *cl = tok + n_tok;
+    int32_t *sslot = sn + n_seg, *fr = sslot + n_seg, *tok = fr + n_chunks, *cl = tok + n_tok;
     float *feat = (float *)(h + batch_feat_off(n_chunks, n_seg, n_tok, n_cl)); /* [T][F] */
     int t = 0, s = 0, slot = 0, multi = 0;
     for (int i = 0; i < n_chunks; i++) {
         const int n = chunks[i].n_tokens, ns = (n + L - 1) / L;
         st[i] = chunks[i].stream->state;
+        fr[i] = chunks[i].stream->fresh;
         cstart[i] = t;
         clen[i] = n;
         cseg[i] = s;
@@ -845,6 +870,7 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     bt->seg_start = DEV(sstart);
     bt->seg_n = DEV(sn);
     bt->seg_slot = DEV(sslot);
+    bt->fresh = DEV(fr);
     *tokens_dev = F ? NULL : DEV(tok);
     *feat_dev = F ? DEV(feat) : NULL;
     *cols_dev = DEV(cl);
@@ -1044,17 +1070,21 @@ static ms_cu_ssd_args ssd_args(cu_ctx *g, const ms_config *c, int l)
 }
 
 /* Stages 5 to 7 of ssd_scan.cu: the segments' states, and each segment's start state
- * (hin). p3: stage 6's pointer tables. */
+ * (hin); in the direct form (g->ssd_direct) stage 6 leaves the streams' final states and
+ * stage 7 does not run. p3: stage 6's pointer tables. */
 static int ssd_states(cu_ctx *g, const ms_cu_ssd_args *a, const ms_cu_batch *bt, void **p3)
 {
     const int QG = bt->n_seg * a->G, EG = a->E / a->G;
     int rc;
     CU_TRY(ms_cu_ssd_stage(5, a, g->dt, bt, g->stream), "ssd decayed x kernel");
+    if (g->ssd_direct)
+        CU_TRY(ms_cu_ssd_ptrs_direct(a, bt, g->ssd_ptrs, g->stream), "ssd state pointer kernel");
     /* stages 6 and 8 per (segment, group): its heads' E / G channels in one product */
     if ((rc = gemm_batched(g, CUBLAS_OP_N, CUBLAS_OP_T, a->N, EG, a->L, p3, a->ldx, p3 + QG,
                            a->E, p3 + 2 * QG, CUDA_R_32F, a->N, QG, "ssd chunk states")))
         return rc;
-    CU_TRY(ms_cu_ssd_stage(7, a, g->dt, bt, g->stream), "ssd state passing kernel");
+    if (!g->ssd_direct)
+        CU_TRY(ms_cu_ssd_stage(7, a, g->dt, bt, g->stream), "ssd state passing kernel");
     return MS_OK;
 }
 
@@ -1080,11 +1110,14 @@ static int ssd_scan(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt)
     const int fused = g->place.fused;
     CU_TRY(ms_cu_ssd_stage(1, &a, g->dt, bt, g->stream), "ssd dt/cumsum kernel");
     if (fused) { /* cb is taken last: it may live in S's bytes (cb_s) */
-        if ((rc = ssd_states(g, &a, bt, p3)) || (rc = ssd_state_out(g, &a, bt, p4))) return rc;
+        if ((rc = ssd_states(g, &a, bt, p3))) return rc;
+        if (!g->ssd_direct && (rc = ssd_state_out(g, &a, bt, p4))) return rc;
         if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, L, L, N, p, ld, p + QG, ld,
                                p + 2 * QG, CUDA_R_32F, L, QG, "ssd C B^T")))
             return rc;
-        CU_TRY(ms_cu_ssd_out(&a, g->dt, bt, g->stream), "ssd output kernel");
+        ms_cu_ssd_args ao = a;
+        if (g->ssd_direct) ao.ys = NULL; /* every start state zero: so is C hin^T */
+        CU_TRY(ms_cu_ssd_out(&ao, g->dt, bt, g->stream), "ssd output kernel");
         return MS_OK;
     }
     if ((rc = gemm_batched(g, CUBLAS_OP_T, CUBLAS_OP_N, L, L, N, p, ld, p + QG, ld, p + 2 * QG,
@@ -1230,6 +1263,29 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
     return MS_OK;
 }
 
+/* This call's fresh chunks ("Fresh streams"): an SSD call honours ms_cu_batch.fresh, and
+ * takes the direct form where every chunk is fresh and one segment (its fused output
+ * kernel needed: the staged combine reads ys); any other call zeros their states first. */
+static int fresh_states(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int n_chunks,
+                        const ms_cu_batch *bt, int use_ssd)
+{
+    int n_fresh = 0;
+    for (int i = 0; i < n_chunks; i++) n_fresh += chunks[i].stream->fresh != 0;
+    g->ssd_direct = use_ssd && n_fresh == n_chunks && !bt->multi && bt->n_seg == n_chunks &&
+                    g->place.fused;
+    if (use_ssd || !n_fresh) return MS_OK;
+    float *st[32];
+    const size_t floats = ms_state_floats(c);
+    for (int i = 0, k = 0; i < n_chunks; i++) {
+        if (chunks[i].stream->fresh) st[k++] = chunks[i].stream->state;
+        if (k == 32 || (k && i == n_chunks - 1)) {
+            CU_TRY(ms_cu_zero_states(st, k, floats, g->stream), "state zeroing kernel");
+            k = 0;
+        }
+    }
+    return MS_OK;
+}
+
 /* Graphs only for small batches (launch-bound); large ones gain nothing from a replay. */
 #define GRAPH_MAX_TOKENS 4096
 
@@ -1244,8 +1300,9 @@ static int launch_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, 
         return enqueue_forward(g, c, bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd, has_cols,
                                n_cols, want_logits, want_hidden);
     /* everything a kernel argument or the batch layout depends on */
-    const int key[11] = {bt->n_chunks, T, bt->n_seg, bt->n_slots, bt->multi, use_ssd,
-                         has_cols, n_cols, want_logits, want_hidden, g->call_seg_len};
+    const int key[12] = {bt->n_chunks, T, bt->n_seg, bt->n_slots, bt->multi, use_ssd,
+                         has_cols, n_cols, want_logits, want_hidden, g->call_seg_len,
+                         g->ssd_direct};
     if (!g->graph || memcmp(key, g->graph_key, sizeof key)) {
         if (g->graph) {
             cudaGraphExecDestroy(g->graph);
@@ -1293,6 +1350,7 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
                          &cols_dev, &T, &use_ssd, &nb)))
         return rc;
     const int has_cols = cols != NULL, n_out = cols ? n_cols : g->n_out;
+    if ((rc = fresh_states(g, c, chunks, n_chunks, &bt, use_ssd))) return rc;
     /* decode (one token per chunk): each kernel may start while the one before it ends
      * (cuda_dtype.cuh's ms_launch; recorded into the graph as programmatic edges) */
     const int pdl_prev = ms_cu_set_pdl(g->pdl && T == n_chunks);
@@ -1300,6 +1358,8 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
                         n_cols, logits != NULL, hidden != NULL);
     ms_cu_set_pdl(pdl_prev);
     if (rc) return rc;
+    for (int i = 0; i < n_chunks; i++)
+        if (chunks[i].n_tokens > 0) chunks[i].stream->fresh = 0;
     if (logits)
         CU_TRY(cudaMemcpyAsync(logits, g->logits, sizeof(float) * T * n_out,
                                cudaMemcpyDeviceToHost, g->stream),

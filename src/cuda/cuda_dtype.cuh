@@ -183,6 +183,13 @@ __device__ __forceinline__ float ms_conv_step(float *st, const float *w, float b
         if (k < S) st[k] = k + 1 < S ? win[k + 1] : v;
     return ms_silu_f(acc);
 }
+/* Whether chunk ci's stream starts from zeros (ms_cu_batch.fresh): then its state is not
+ * read, only written */
+__device__ __forceinline__ bool ms_fresh(const ms_cu_batch &bt, int ci)
+{
+    return bt.fresh && bt.fresh[ci];
+}
+
 /* v rounded to T's precision, as a store to T and a load back would */
 template <typename T> __device__ __forceinline__ float ms_round(float v)
 {

@@ -24,14 +24,23 @@ typedef enum { MS_CU_F32 = 0, MS_CU_BF16 = 1, MS_CU_F16 = 2 } ms_cu_dtype;
  * of at most seg_len tokens (the unit of time-parallel work); segment s belongs to chunk
  * seg_chunk[s], covers [seg_start[s], seg_start[s] + seg_n[s]) and, when its chunk has
  * more than one segment, owns workspace slot seg_slot[s] (else -1). Chunk i's segments are
- * chunk_seg[i] .. chunk_seg[i+1]-1. */
+ * chunk_seg[i] .. chunk_seg[i+1]-1. fresh[i] != 0 (fresh may be NULL: none): chunk i's
+ * stream starts from zeros, whatever state[i] holds (a reset stream, never zeroed on the
+ * device: ms_cu_fresh); the kernels that honour it are named where the backend relies on
+ * them (cuda_backend.c, "Fresh streams"). */
 typedef struct {
     const int32_t *chunk_start, *chunk_len, *chunk_seg; /* [n_chunks], [n_chunks], [n_chunks+1] */
     const int32_t *seg_chunk, *seg_start, *seg_n, *seg_slot; /* [n_seg] each */
+    const int32_t *fresh; /* [n_chunks], or NULL */
     float *const *state;  /* [n_chunks] stream state bases (all layers) */
     int n_chunks, n_seg, n_slots;
     int multi;            /* some chunk has more than one segment */
 } ms_cu_batch;
+
+/* States[i][0, floats) = 0 for i < n (host array of device pointers; no batch upload, so
+ * it runs outside a captured graph): fresh streams before kernels that do not honour
+ * ms_cu_batch.fresh. */
+cudaError_t ms_cu_zero_states(float *const *states, int n, size_t floats, cudaStream_t stream);
 
 /* Programmatic dependent launch for this thread's launches (cuda_dtype.cuh's ms_launch):
  * on (1) or off (0); returns the previous setting. ms_cu_pdl_supported: whether this build's
@@ -146,7 +155,7 @@ typedef struct {
 cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu_dtype dt,
                             const ms_cu_batch *bt, cudaStream_t stream);
 /* Stages 3, 4 and 9 of ssd_scan.cu in one kernel (ssd_out.cu), for 16-bit activations:
- * reads dt, cum, cb, ys, x; writes y (m and yi are not used). Run after stage 8's product
+ * reads dt, cum, cb, ys (a->ys NULL: zeros, not read), x; writes y (m and yi are not used). Run after stage 8's product
  * and stage 2's. ms_cu_ssd_out_ok: whether the shapes and type take it (else the staged
  * form; MS_CUDA_SSD_FUSED=0 turns it off). */
 int ms_cu_ssd_out_ok(ms_cu_dtype dt, int P, int L, int E, int ldx);
@@ -159,6 +168,12 @@ cudaError_t ms_cu_ssd_out(const ms_cu_ssd_args *a, ms_cu_dtype dt, const ms_cu_b
  *   those two products take all E / G channels of a group's heads at once. */
 cudaError_t ms_cu_ssd_ptrs(const ms_cu_ssd_args *a, ms_cu_dtype dt, const ms_cu_batch *bt,
                            void **ptrs, cudaStream_t stream);
+/* For a call whose chunks are all fresh and one segment each (bt->multi == 0): stage 6's
+ * output pointers (S, the third table of that product in ptrs) into each chunk's stream
+ * state at a->state_off, so the product leaves the final states and stages 7 and 8 are
+ * skipped (h_in = 0, ys = 0). Per layer, after ms_cu_ssd_ptrs. */
+cudaError_t ms_cu_ssd_ptrs_direct(const ms_cu_ssd_args *a, const ms_cu_batch *bt, void **ptrs,
+                                  cudaStream_t stream);
 
 /* Mamba-2 gated RMSNorm per group of E/G channels, in place on y (ld ldy):
  *   y = y * silu(z);  y = y / sqrt(mean_group(y^2) + eps) * w. */

@@ -103,7 +103,8 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
     const int nmt = L / 16;
     const float *cbq = a.cb + ((size_t)q * a.G + g) * L * L + 2 * tq;
-    const T *ys = (const T *)a.ys + (size_t)q * L * a.E + (size_t)h * P;
+    /* ys NULL: every start state is zero (fresh streams), so is the state output */
+    const T *ys = a.ys ? (const T *)a.ys + (size_t)q * L * a.E + (size_t)h * P : nullptr;
     const float Dh = a.D[h];
     T *y = (T *)a.y + (size_t)t0 * a.ldy + (size_t)h * P;
     /* ldmatrix: lane's row within the 16-row k step, its column offset within a pair of n-tiles */
@@ -123,8 +124,8 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
 #pragma unroll
         for (int j = 0; j < NT; j++) {
             const int col = j * 8 + 2 * tq;
-            ysa[j] = ra < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)ra * a.E + col) : 0u;
-            ysb[j] = rb < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)rb * a.E + col) : 0u;
+            ysa[j] = ys && ra < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)ra * a.E + col) : 0u;
+            ysb[j] = ys && rb < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)rb * a.E + col) : 0u;
         }
         /* cb's pairs two steps ahead: c for this step, c2 for the next */
         float2 c[4], c2[4];

@@ -13,6 +13,11 @@
 // regrouped (Dao & Gu 2024). h_in of a chunk's first segment is the stream's state
 // [H][P][N] (float32); the last segment's h_out is written back there.
 //
+// A call whose chunks all start from zeros (ms_cu_batch.fresh) and are one segment each
+// (reads, clips) has h_in = 0 everywhere: product 6 then writes S straight into the
+// streams' states (ms_cu_ssd_ptrs_direct), and stages 7 and 8 do not run (ys = 0; the
+// fused output kernel takes ys = NULL). Otherwise stage 7 reads no state for a fresh chunk.
+//
 // Stages (q < Q segments; rows s, t < L; buffers padded to L rows per segment, rows past
 // a segment's n are written as zeros or ignored). In bf16 / fp16, stages 3, 4 and 9 run as
 // one kernel instead (ssd_out.cu), after 1, 5-8 and 2:
@@ -108,6 +113,7 @@ __global__ void __launch_bounds__(256, V == 4 ? 4 : 3) ssd_pass_kernel(ms_cu_ssd
     const int q0 = bt.chunk_seg[ci], q1 = bt.chunk_seg[ci + 1];
     const size_t cstep = (size_t)a.H * L; /* cum's stride between segments */
     float *st = bt.state[ci] + a.state_off;
+    const bool fresh = ms_fresh(bt, ci); /* starts from zeros: the state is only written */
     /* A segment's decay is exp(cum_{n-1}). Stage 1 leaves cum's rows past n equal to
      * cum_{n-1} (d = 0 there; equal up to the rounding of its lane sums), so row L - 1
      * serves and no seg_n load sits in front of the cum load. Pointers advance by a group
@@ -119,7 +125,7 @@ __global__ void __launch_bounds__(256, V == 4 ? 4 : 3) ssd_pass_kernel(ms_cu_ssd
     for (int v = 0; v < V; v++) {
         const int i = i0 + v * blockDim.x;
         ok[v] = i < HPN;
-        hv[v] = ok[v] ? st[i] : 0.f;
+        hv[v] = ok[v] && !fresh ? st[i] : 0.f;
         pc[v] = a.cum + (size_t)q0 * cstep + (size_t)(min(i, HPN - 1) / PN) * L + L - 1;
     }
     const float *pS = a.S + (size_t)q0 * HPN + i0;
@@ -291,6 +297,16 @@ __global__ void ssd_ptrs_kernel(ms_cu_ssd_args a, ms_cu_batch bt, void **p)
     }
 }
 
+/* Stage 6's output table pointed into the streams' states at the layer's state_off (see
+ * ms_cu_ssd_ptrs_direct). Grid (Q), G threads. */
+__global__ void ssd_ptrs_direct_kernel(ms_cu_ssd_args a, ms_cu_batch bt, void **pS)
+{
+    const int q = blockIdx.x, j = threadIdx.x;
+    if (j >= a.G) return;
+    const size_t EG = (size_t)a.E / a.G;
+    pS[(size_t)q * a.G + j] = bt.state[bt.seg_chunk[q]] + a.state_off + j * EG * a.N;
+}
+
 static cudaError_t ssd_check(const ms_cu_ssd_args *a, const ms_cu_batch *bt)
 {
     /* prep keeps L / 32 tokens per lane; mask stages cum and dt of a segment in shared memory */
@@ -309,6 +325,17 @@ extern "C" cudaError_t ms_cu_ssd_ptrs(const ms_cu_ssd_args *a, ms_cu_dtype dt,
     if (e != cudaSuccess || bt->n_seg <= 0) return e;
     dim3 grid(bt->n_seg, a->H > a->G ? a->H : a->G);
     MS_DISPATCH(dt, X, ssd_ptrs_kernel<X><<<grid, 1, 0, stream>>>(*a, *bt, ptrs));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ms_cu_ssd_ptrs_direct(const ms_cu_ssd_args *a, const ms_cu_batch *bt,
+                                             void **ptrs, cudaStream_t stream)
+{
+    cudaError_t e = ssd_check(a, bt);
+    if (e != cudaSuccess || bt->n_seg <= 0) return e;
+    if (bt->multi || bt->n_seg != bt->n_chunks || a->G > 1024) return cudaErrorInvalidValue;
+    const size_t QG = (size_t)bt->n_seg * a->G, QH = (size_t)bt->n_seg * a->H;
+    ssd_ptrs_direct_kernel<<<bt->n_seg, a->G, 0, stream>>>(*a, *bt, ptrs + 5 * QG + 3 * QH);
     return cudaGetLastError();
 }
 

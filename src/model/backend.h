@@ -22,6 +22,9 @@ struct ms_stream {
     ms_ctx *ctx;
     void *state;                /* backend memory: per layer conv_state then ssm_state */
     int64_t pos;                /* tokens consumed since reset */
+    int fresh;                  /* backend-owned (CUDA): the state is to be read as zeros,
+                                 * whatever its memory holds (a reset that has not yet
+                                 * touched the device); 0 once a forward has written it */
 };
 
 struct ms_backend_ops {
