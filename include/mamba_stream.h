@@ -214,6 +214,10 @@ typedef struct {
     const int32_t *tokens;  /* [n_tokens], each in [0, n_vocab) */
     int n_tokens;           /* >= 1 (positions: tokens or feature rows) */
     const float *features;  /* [n_tokens][d_input] */
+    int last;               /* nonzero: the stream ends with this chunk (a read, a clip, a
+                             * record's end): afterwards it is as after ms_stream_reset, and
+                             * a backend need not write the final state (CUDA: Mamba-2
+                             * calls of whole reads then skip the chunk-state product) */
 } ms_chunk;
 
 /* Run a batch of chunks, each from a different stream, each continuing from its

@@ -523,7 +523,7 @@ static void test_gpu_invariants(void **st)
 /* ------------------------------------------------------------------ fresh streams */
 
 /* Logit rows fresh_sequence writes */
-#define FR_ROWS (900 + 360 + 240 + 2 + 50 + 2)
+#define FR_ROWS (900 + 360 + 240 + 240 + 2 + 50 + 2)
 
 /* One fixed sequence of calls on three streams of ctx: resets between calls, calls mixing
  * reset and continuing streams, a call of reset one-segment chunks only, a reset chunk
@@ -556,6 +556,20 @@ static void fresh_sequence(ms_ctx *ctx, const int32_t *ids, int V, float *out, f
     c[1] = (ms_chunk){s[1], ids + 1380, 120};
     assert_int_equal(ms_forward(ctx, c, 2, o, NULL), MS_OK);
     o += 240 * V;
+    /* the same chunks again as their streams' last (ms_chunk.last: the states need not be
+     * written, and the streams end reset): the same logits, zero states after */
+    ms_stream_reset(s[0]);
+    ms_stream_reset(s[1]);
+    c[0].last = c[1].last = 1;
+    assert_int_equal(ms_forward(ctx, c, 2, o, NULL), MS_OK);
+    for (size_t i = 0; i < (size_t)240 * V; i++) assert_true(o[i] == o[i - (size_t)240 * V]);
+    o += 240 * V;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ms_stream_pos(s[i]), 0);
+        assert_int_equal(ms_stream_state_get(s[i], got), MS_OK);
+        for (size_t j = 0; j < ns; j++) assert_true(got[j] == 0.f);
+    }
+    c[0].last = c[1].last = 0;
     /* a reset chunk shorter than the conv window (old state entries would shift in), then more */
     ms_stream_reset(s[2]);
     c[0] = (ms_chunk){s[2], ids + 1500, 2};
@@ -579,7 +593,8 @@ static void fresh_sequence(ms_ctx *ctx, const int32_t *ids, int V, float *out, f
 /* Fresh streams (cuda_backend.c): a reset marks the stream and leaves its device memory as
  * it was; forwards read the state as zeros (Mamba-2's SSD calls without reading it, and a
  * call of reset one-segment chunks writes the states from the chunk-state product
- * directly; other calls zero the marked states first). fresh_sequence with that and with
+ * directly, or, where they all end their streams, writes none; other calls zero the
+ * marked states first). fresh_sequence with that and with
  * MS_CUDA_FRESH=0 (each reset zeros the state at once, the path the CPU comparisons
  * check) must agree: reading a stale state would move outputs by O(1). float32: the same
  * arithmetic, so within 1e-6; bf16: the same except where cuBLAS takes another kernel for

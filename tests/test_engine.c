@@ -4,7 +4,8 @@
  * float64 reference lands near 1e-7; 1e-5 leaves room for the longer sums, see
  * ../shared/fixtures/README.md), whether the sequence runs whole, in chunks of 1, 7 or 64,
  * or all batch rows together in one call with unequal cuts; state saved and restored
- * mid-sequence continues exactly; bad calls are refused. */
+ * mid-sequence continues exactly; a chunk marked last leaves its stream reset; bad calls
+ * are refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,38 @@ static void test_state_save_restore(void **st)
     tu_ref_fixture_free(&f);
 }
 
+/* A chunk marked last ends its stream: the same outputs, then the stream as after a reset
+ * (position 0, zero state; the next chunk starts the sequence again). */
+static void test_last_chunk(void **st)
+{
+    fixture f;
+    tu_ref_fixture_load("hf/mamba2-tiny-hf", &f);
+    ms_ctx *ctx;
+    assert_int_equal(ms_ctx_new(f.model, NULL, &ctx), MS_OK);
+    ms_stream *a;
+    assert_int_equal(ms_stream_new(ctx, &a), MS_OK);
+    float *la = malloc(sizeof(float) * f.L * f.V), *lb = malloc(sizeof(float) * f.L * f.V);
+    ms_chunk c = {a, f.ids, f.L};
+    assert_int_equal(ms_forward(ctx, &c, 1, la, NULL), MS_OK);
+    assert_int_equal(ms_stream_pos(a), f.L);
+    ms_stream_reset(a);
+    c.last = 1;
+    assert_int_equal(ms_forward(ctx, &c, 1, lb, NULL), MS_OK);
+    assert_memory_equal(la, lb, sizeof(float) * f.L * f.V);
+    assert_int_equal(ms_stream_pos(a), 0);
+    size_t n = ms_stream_state_size(ctx);
+    float *state = malloc(sizeof(float) * n);
+    assert_int_equal(ms_stream_state_get(a, state), MS_OK);
+    for (size_t i = 0; i < n; i++) assert_true(state[i] == 0.f);
+    c.last = 0; /* starts again: the first call's logits */
+    assert_int_equal(ms_forward(ctx, &c, 1, lb, NULL), MS_OK);
+    assert_memory_equal(la, lb, sizeof(float) * f.L * f.V);
+    free(state); free(la); free(lb);
+    ms_stream_free(a);
+    ms_ctx_free(ctx);
+    tu_ref_fixture_free(&f);
+}
+
 static void test_bad_calls(void **st)
 {
     fixture f;
@@ -190,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_fixtures_chunked),
         cmocka_unit_test(test_fixtures_batched),
         cmocka_unit_test(test_state_save_restore),
+        cmocka_unit_test(test_last_chunk),
         cmocka_unit_test(test_bad_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

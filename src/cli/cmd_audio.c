@@ -220,7 +220,7 @@ static int run_clips(const audio_opts *o, ms_ctx *ctx, const ms_model_info *info
             }
             if (rc == MS_OK && c->n > 0)
                 fw[nf++] = (ms_chunk){.stream = slot[i]->s, .tokens = c->tokens, .n_tokens = c->n,
-                                      .features = c->features};
+                                      .features = c->features, .last = c->last};
         }
         if (rc == MS_OK && nf > 0) rc = ms_forward(ctx, fw, nf, logits, NULL);
         for (int i = 0, row = 0; i < nb; i++) {

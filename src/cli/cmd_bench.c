@@ -168,7 +168,8 @@ static double bench_reads(ms_ctx *ctx, const ms_model_info *info, int n_reads, i
             const int n = n_reads - r0 < per_call ? n_reads - r0 : per_call;
             for (int i = 0; i < n; i++) {
                 ms_stream_reset(s[i]);
-                c[i] = (ms_chunk){s[i], tok + (size_t)(r0 + i) * len, len};
+                /* a whole read: the stream ends with it (its final state is not kept) */
+                c[i] = (ms_chunk){s[i], tok + (size_t)(r0 + i) * len, len, .last = 1};
             }
             if (ms_forward_cols(ctx, c, n, cols, 4, lg, NULL) != MS_OK) goto done;
             if (!pass) break;

@@ -198,7 +198,9 @@ int ms_score_engine_run(const ms_score_engine_opts *o, ms_ctx *ctx, const ms_mod
             if (n < 0) { rc = MS_ERR_FORMAT; break; }
             row[i] = t0;
             if (n > 0) {
-                fw[nf++] = (ms_chunk){pool_get(&pool, c->segment, c->first), tok + t0, n};
+                /* a segment's last chunk ends its stream (the state is not kept) */
+                fw[nf++] = (ms_chunk){pool_get(&pool, c->segment, c->first), tok + t0, n,
+                                      .last = c->last};
                 t0 += n;
             }
         }

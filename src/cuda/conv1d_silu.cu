@@ -7,7 +7,8 @@
 // Grid (conv): (ceil(C/128), n_seg), 128 threads: a thread runs one channel over one
 //   segment's tokens with a sliding window of K inputs in registers; reads coalesced in c.
 // Grid (state): (ceil(C/128), n_chunks), 128 threads; runs after the conv in stream order
-//   so no conv thread still reads the old state.
+//   so no conv thread still reads the old state; not at all where the call's streams all
+//   end (ms_cu_batch.drop_states).
 // Vector form (C % 8 == 0, K <= 4, x/out rows 16-byte aligned; the usual case): the
 //   scalar form above waits on one 2-byte load per token and thread (~4x its memory floor
 //   on an H100). Here a thread runs 8 adjacent channels with one 16-byte load (staged
@@ -220,7 +221,7 @@ extern "C" cudaError_t ms_cu_conv1d_silu(void *out, int ldo, const void *x, int 
             e = cudaGetLastError();
         }
         if (e != cudaSuccess) return e;
-        if (K > 1)
+        if (K > 1 && !bt->drop_states)
             conv_state_kernel<X><<<g2, 128, 0, stream>>>((const X *)x, ldx, *bt, state_off, C, K);
     });
     return cudaGetLastError();

@@ -113,7 +113,7 @@ typedef struct {
     /* the last forward's work as a CUDA graph, replayed while the batch's shape repeats
      * (decode: one token per stream per call) */
     cudaGraphExec_t graph;
-    int graph_key[12];
+    int graph_key[13];
     int use_graphs;
     int fused_decode;                /* one-token chunks through decode_m1.cu */
     int dec_wide;                    /* Mamba-1 decode of at least this many streams: the
@@ -723,7 +723,8 @@ static size_t cu_peak_device_bytes(const ms_ctx *ctx)
  * conv state, ssd_scan.cu's stage 7 no SSM state, and a call of fresh one-segment chunks
  * takes the direct form there); every other call zeros the fresh chunks' states first
  * (ms_cu_zero_states). A forward leaves every chunk's state written, so it clears the
- * flag. */
+ * flag; a chunk that ends its stream (ms_chunk.last) is reset by the engine right after,
+ * so a call of such chunks only may leave the states unwritten (ms_cu_batch.drop_states). */
 static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
 {
     cu_ctx *g = ctx->impl;
@@ -834,11 +835,12 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     int32_t *schunk = cseg + n_chunks + 1, *sstart = schunk + n_seg, *sn = sstart + n_seg;
     int32_t *sslot = sn + n_seg, *fr = sslot + n_seg, *tok = fr + n_chunks, *cl = tok + n_tok;
     float *feat = (float *)(h + batch_feat_off(n_chunks, n_seg, n_tok, n_cl)); /* [T][F] */
-    int t = 0, s = 0, slot = 0, multi = 0;
+    int t = 0, s = 0, slot = 0, multi = 0, drop = 1;
     for (int i = 0; i < n_chunks; i++) {
         const int n = chunks[i].n_tokens, ns = (n + L - 1) / L;
         st[i] = chunks[i].stream->state;
         fr[i] = chunks[i].stream->fresh;
+        drop &= chunks[i].last != 0;
         cstart[i] = t;
         clen[i] = n;
         cseg[i] = s;
@@ -879,6 +881,7 @@ static int pack_batch(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int
     bt->n_seg = n_seg;
     bt->n_slots = slot;
     bt->multi = multi;
+    bt->drop_states = drop;
     *T_out = T;
     return MS_OK;
 }
@@ -1071,11 +1074,13 @@ static ms_cu_ssd_args ssd_args(cu_ctx *g, const ms_config *c, int l)
 
 /* Stages 5 to 7 of ssd_scan.cu: the segments' states, and each segment's start state
  * (hin); in the direct form (g->ssd_direct) stage 6 leaves the streams' final states and
- * stage 7 does not run. p3: stage 6's pointer tables. */
+ * stage 7 does not run, and where those states are dropped too (every chunk a whole read:
+ * bt->drop_states) nothing runs. p3: stage 6's pointer tables. */
 static int ssd_states(cu_ctx *g, const ms_cu_ssd_args *a, const ms_cu_batch *bt, void **p3)
 {
     const int QG = bt->n_seg * a->G, EG = a->E / a->G;
     int rc;
+    if (g->ssd_direct && bt->drop_states) return MS_OK;
     CU_TRY(ms_cu_ssd_stage(5, a, g->dt, bt, g->stream), "ssd decayed x kernel");
     if (g->ssd_direct)
         CU_TRY(ms_cu_ssd_ptrs_direct(a, bt, g->ssd_ptrs, g->stream), "ssd state pointer kernel");
@@ -1300,9 +1305,9 @@ static int launch_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, 
         return enqueue_forward(g, c, bt, nb, tokens_dev, feat_dev, cols_dev, T, use_ssd, has_cols,
                                n_cols, want_logits, want_hidden);
     /* everything a kernel argument or the batch layout depends on */
-    const int key[12] = {bt->n_chunks, T, bt->n_seg, bt->n_slots, bt->multi, use_ssd,
+    const int key[13] = {bt->n_chunks, T, bt->n_seg, bt->n_slots, bt->multi, use_ssd,
                          has_cols, n_cols, want_logits, want_hidden, g->call_seg_len,
-                         g->ssd_direct};
+                         g->ssd_direct, bt->drop_states};
     if (!g->graph || memcmp(key, g->graph_key, sizeof key)) {
         if (g->graph) {
             cudaGraphExecDestroy(g->graph);

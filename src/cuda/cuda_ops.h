@@ -35,6 +35,8 @@ typedef struct {
     float *const *state;  /* [n_chunks] stream state bases (all layers) */
     int n_chunks, n_seg, n_slots;
     int multi;            /* some chunk has more than one segment */
+    int drop_states;      /* every chunk ends its stream (ms_chunk.last; the engine resets
+                           * them after the call): final states need not be written */
 } ms_cu_batch;
 
 /* States[i][0, floats) = 0 for i < n (host array of device pointers; no batch upload, so

@@ -186,6 +186,9 @@ int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int
     }
     int rc = ctx->ops->forward(ctx, chunks, n_chunks, cols, n_cols, logits, hidden);
     if (rc == MS_OK)
-        for (int i = 0; i < n_chunks; i++) chunks[i].stream->pos += chunks[i].n_tokens;
+        for (int i = 0; i < n_chunks; i++) {
+            if (chunks[i].last) ms_stream_reset(chunks[i].stream); /* its state not kept */
+            else chunks[i].stream->pos += chunks[i].n_tokens;
+        }
     return rc;
 }
