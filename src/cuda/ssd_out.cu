@@ -73,7 +73,15 @@ __device__ __forceinline__ void cb_frag(float2 *c, const float *ma, const float 
     c[3] = *reinterpret_cast<const float2 *>(mb + s + 8);
 }
 
-template <typename T, int P>
+/* Floats of a warp's cb rows in the staged form: its two 16-row tiles w and L/16 - 1 - w,
+ * columns up to each one's diagonal, rows padded by 8 floats (a lane's float2 of 8 rows x
+ * 4 column pairs then covers the 32 banks twice: no conflicts) */
+__host__ __device__ constexpr int cb_stage_floats(int nmt) { return 256 * (nmt + 2); }
+
+/* STAGE: cb's rows come to shared memory by cp.async at the block's start, all at once
+ * (and x's tile too), instead of float2 loads two k steps ahead from L2: ncu had the
+ * kernel at 75% of its warps' stalls on those loads */
+template <typename T, int P, bool STAGE>
 __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 */
     ssd_out_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
 {
@@ -96,13 +104,37 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
     const T *x = (const T *)a.x + (size_t)t0 * a.ldx + (size_t)h * P;
     for (int i = threadIdx.x; i < L * (P / 8); i += blockDim.x) {
         const int r = i / (P / 8), c8 = (i % (P / 8)) * 8;
-        *reinterpret_cast<uint4 *>(xs + r * XLD + c8) =
-            *reinterpret_cast<const uint4 *>(x + (size_t)r * a.ldx + c8);
+        if (STAGE)
+            cp_async16(xs + r * XLD + c8, x + (size_t)r * a.ldx + c8);
+        else
+            *reinterpret_cast<uint4 *>(xs + r * XLD + c8) =
+                *reinterpret_cast<const uint4 *>(x + (size_t)r * a.ldx + c8);
     }
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
     const int nmt = L / 16;
     const float *cbq = a.cb + ((size_t)q * a.G + g) * L * L + 2 * tq;
+    /* staged: pass p's tile rows at cbw[p] (row stride cbld[p]), three cp.async groups in
+     * all (x's tile, pass 0's rows, pass 1's) */
+    float *const cbw0 = reinterpret_cast<float *>(xs + L * XLD) + warp * cb_stage_floats(nmt);
+    const int cbld0 = (warp + 1) * 16 + 8, cbld1 = (nmt - warp) * 16 + 8;
+    float *const cbw1 = cbw0 + 16 * cbld0;
+    if (STAGE) {
+        cp_async_commit();
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            const int mt = p ? nmt - 1 - warp : warp, w4 = (mt + 1) * 4; /* 16-byte pieces a row */
+            const float *src = cbq - 2 * tq + (size_t)mt * 16 * L;
+            float *dst = p ? cbw1 : cbw0;
+            const int ld = p ? cbld1 : cbld0;
+            /* an odd tile count: the middle tile is pass 0's only (its group stays, empty) */
+            for (int i = lane; i < (p && mt == warp ? 0 : 16 * w4); i += 32) {
+                const int r = i / w4, c4 = (i - r * w4) * 4;
+                cp_async16(dst + r * ld + c4, src + (size_t)r * L + c4);
+            }
+            cp_async_commit();
+        }
+    }
     /* ys NULL: every start state is zero (fresh streams), so is the state output */
     const T *ys = a.ys ? (const T *)a.ys + (size_t)q * L * a.E + (size_t)h * P : nullptr;
     const float Dh = a.D[h];
@@ -127,17 +159,28 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
             ysa[j] = ys && ra < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)ra * a.E + col) : 0u;
             ysb[j] = ys && rb < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)rb * a.E + col) : 0u;
         }
-        /* cb's pairs two steps ahead: c for this step, c2 for the next */
+        /* cb's pairs two steps ahead: c for this step, c2 for the next (staged: c read from
+         * shared memory at each step, from the tile's rows sa / sb) */
         float2 c[4], c2[4];
-        cb_frag(c, ma, mb, 0);
-        if (mt > 0) cb_frag(c2, ma, mb, 16);
+        const int sld = pass ? cbld1 : cbld0;
+        const float *sa = (pass ? cbw1 : cbw0) + gid * sld + 2 * tq, *sb = sa + 8 * sld;
+        if (!STAGE) {
+            cb_frag(c, ma, mb, 0);
+            if (mt > 0) cb_frag(c2, ma, mb, 16);
+        }
         /* the first tile's loads of ys and cb went out before the barrier, beside x's
          * (ncu: 207 -> 203 us) */
+        if (STAGE) {
+            if (!pass) cp_async_wait_group<1>(); /* x's tile and pass 0's rows */
+            else cp_async_wait_group<0>();
+        }
         if (!pass) __syncthreads(); /* cum, dts, colw and x's tile staged */
+        else if (STAGE) __syncwarp(); /* the warp's pass 1 rows */
         const float cta = cum[ra], ctb = cum[rb];
         for (int s0 = 0; s0 <= mt * 16; s0 += 16) {
             const int s = s0 + 2 * tq;
             uint32_t af[4];
+            if (STAGE) cb_frag(c, sa, sb, s0);
             if (s0 < mt * 16) { /* below the diagonal: every s < t (rows t >= n are not stored) */
                 const float ce = cum[s0 + 15];
                 const float fa = ms_exp_nonpos(cta - ce), fb = ms_exp_nonpos(ctb - ce);
@@ -147,9 +190,11 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
                 af[1] = ms_pack2<T>(c[1].x * fb * w0.x, c[1].y * fb * w0.y);
                 af[2] = ms_pack2<T>(c[2].x * fa * w8.x, c[2].y * fa * w8.y);
                 af[3] = ms_pack2<T>(c[3].x * fb * w8.x, c[3].y * fb * w8.y);
+                if (!STAGE) {
 #pragma unroll
-                for (int i = 0; i < 4; i++) c[i] = c2[i];
-                if (s0 + 16 < mt * 16) cb_frag(c2, ma, mb, s0 + 32);
+                    for (int i = 0; i < 4; i++) c[i] = c2[i];
+                    if (s0 + 16 < mt * 16) cb_frag(c2, ma, mb, s0 + 32);
+                }
             } else { /* the diagonal step: one exp per element, zeros above */
                 af[0] = mask_pair<T>(c[0], s, ra, n, cum, dts);
                 af[1] = mask_pair<T>(c[1], s, rb, n, cum, dts);
@@ -200,6 +245,10 @@ extern "C" int ms_cu_ssd_out_ok(ms_cu_dtype dt, int P, int L, int E, int ldx)
     return !(e && e[0] == '0') && shapes_ok(dt, P, L, E, ldx);
 }
 
+/* The staged form where its shared memory leaves at least two blocks per SM (and
+ * MS_CUDA_SSD_OUT_STAGE is not 0: the comparison) */
+#define SSD_OUT_STAGE_MAX (100 << 10)
+
 extern "C" cudaError_t ms_cu_ssd_out(const ms_cu_ssd_args *a, ms_cu_dtype dt,
                                      const ms_cu_batch *bt, cudaStream_t stream)
 {
@@ -211,11 +260,30 @@ extern "C" cudaError_t ms_cu_ssd_out(const ms_cu_ssd_args *a, ms_cu_dtype dt,
     if (bt->n_seg <= 0) return cudaSuccess;
     const dim3 grid(a->H, bt->n_seg);
     const int threads = 32 * ((a->L / 16 + 1) / 2);
+    static int stage_env = -1;
+    if (stage_env < 0) {
+        const char *e = getenv("MS_CUDA_SSD_OUT_STAGE");
+        stage_env = !(e && e[0] == '0');
+    }
+    const size_t base = 3 * a->L * sizeof(float) + (size_t)a->L * (a->P + 8) * (dt == MS_CU_F32 ? 4 : 2);
+    const size_t staged = base + (size_t)(threads / 32) * cb_stage_floats(a->L / 16) * sizeof(float);
+    const bool stage = stage_env && staged <= SSD_OUT_STAGE_MAX;
+    /* one opt-in per kernel instance for more than 48 KB of shared memory */
 #define SSD_OUT(PP)                                                                          \
-    if (a->P == PP)                                                                          \
-        ssd_out_kernel<X, PP><<<grid, threads,                                               \
-                                3 * a->L * sizeof(float) + (size_t)a->L * (PP + 8) * sizeof(X), \
-                                stream>>>(*a, *bt);
+    if (a->P == PP) {                                                                        \
+        if (stage) {                                                                         \
+            static bool opted = false;                                                       \
+            if (!opted) {                                                                    \
+                cudaFuncSetAttribute(ssd_out_kernel<X, PP, true>,                            \
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize,            \
+                                     SSD_OUT_STAGE_MAX);                                     \
+                opted = true;                                                                \
+            }                                                                                \
+            ssd_out_kernel<X, PP, true><<<grid, threads, staged, stream>>>(*a, *bt);         \
+        } else {                                                                             \
+            ssd_out_kernel<X, PP, false><<<grid, threads, base, stream>>>(*a, *bt);          \
+        }                                                                                    \
+    }
     switch (dt) {
     case MS_CU_BF16: {
         typedef __nv_bfloat16 X;
