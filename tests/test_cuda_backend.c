@@ -301,6 +301,9 @@ static const shape shapes[] = {
     /* Mamba-1 d_state 16, 81 channels: rows not 16-byte aligned, so the tiled scan runs in
      * place of the staged one (selective_scan.cu) */
     {0, 40, 2, 16, 16, 4, 81, 3, 0, 0, 0, 0, 0},
+    /* the reference Mamba-2's widths in one layer: d_model 768 and a gated norm over 1,536
+     * channels (the norms' block forms; shorter rows take their warp-row forms) */
+    {1, 768, 1, 16, 16, 4, 0, 0, 24, 64, 1, 0, 0},
 };
 #define N_SHAPES (int)(sizeof shapes / sizeof shapes[0])
 

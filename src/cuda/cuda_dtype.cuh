@@ -216,19 +216,32 @@ __device__ __forceinline__ float ms_ssd_mask(float cb, float cum_t, const float 
 {
     return cb * ms_exp_nonpos(cum_t - cum[s]) * dt[s];
 }
+/* Sum over the 32 lanes of a warp; every lane gets the total. */
+__device__ __forceinline__ float ms_warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread
  * gets the total. sh: 32 floats of shared memory. */
 __device__ __forceinline__ float ms_block_sum(float v, float *sh)
 {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    v = ms_warp_sum(v);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     __syncthreads(); /* sh may still be read from a previous call */
     if (lane == 0) sh[warp] = v;
     __syncthreads();
     v = lane < nw ? sh[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    return ms_warp_sum(v);
 }
+
+/* Short norm rows (add_norm.cu, gated_rmsnorm.cu: at most MS_WARP_ROW_MAX values) a warp
+ * each, MS_ROWS_PER_BLOCK warps a block. Longer rows keep a block each: H200, the reference
+ * widths (768, 1,536) as warp rows gained nothing in scoring and cost decode of 64 streams
+ * 1-2% (Mamba-1) and 10% (Mamba-2) */
+#define MS_ROWS_PER_BLOCK 4
+#define MS_WARP_ROW_MAX 512
 
 /* Programmatic dependent launch (Hopper): a kernel launched by ms_launch while the PDL
  * switch is on (launch.cu; the backend turns it on for decode calls) may start before the
