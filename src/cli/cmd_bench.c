@@ -146,7 +146,8 @@ done:
 }
 
 /* `n_reads` reads of `len` tokens, `per_call` at a time (one call each), every read from a
- * fresh state; one warm-up call, then `repeats` passes over all reads. Returns tokens/s of
+ * fresh state and ending there (ms_chunk.last, as `mamba-stream reads` runs them: the final
+ * states are not kept); one warm-up call, then `repeats` passes over all reads. Returns tokens/s of
  * the median pass, 0 on error. */
 static double bench_reads(ms_ctx *ctx, const ms_model_info *info, int n_reads, int len,
                           int per_call, int repeats)
@@ -362,7 +363,8 @@ static void usage(FILE *f)
 "  --n-layer N         layers of the random model [24]\n"
 "  --tokens N          length of the long stream [4096 on cpu, 1048576 on cuda]\n"
 "  --chunk N           chunk length for the long stream [2048 on cpu, 65536 on cuda]\n"
-"  --reads N           reads in the batch workload [16 on cpu, 4096 on cuda]\n"
+"  --reads N           reads in the batch workload [16 on cpu, 4096 on cuda]; each read\n"
+"                      a whole stream, its final state not kept (as the reads command)\n"
 "  --reads-per-call N  reads batched into one forward call [16 on cpu, 512 on cuda]\n"
 "  --read-len N        tokens per read [160]\n"
 "  --decode B,B,..     decode batch sizes [1,16 on cpu; 1,64,1024 on cuda]\n"
