@@ -719,10 +719,10 @@ static size_t cu_peak_device_bytes(const ms_ctx *ctx)
  * zeros until a forward writes it, and the device is not touched (a reset had been a
  * cudaMemset and a synchronisation per stream: 512 of them before each call of bench's
  * reads, and 9.9 GB of zeros for the reference Mamba-2 there). In a forward, chunk i's
- * flag travels in ms_cu_batch.fresh: Mamba-2's SSD calls ask it (conv1d_silu.cu reads no
- * conv state, ssd_scan.cu's stage 7 no SSM state, and a call of fresh one-segment chunks
- * takes the direct form there); every other call zeros the fresh chunks' states first
- * (ms_cu_zero_states). A forward leaves every chunk's state written, so it clears the
+ * flag travels in ms_cu_batch.fresh: scoring calls ask it (conv1d_silu.cu reads no conv
+ * state; selective_scan.cu and ssd_scan.cu's stage 7 no SSM state; a Mamba-2 call of fresh
+ * one-segment chunks takes the direct form there); decode calls zero the fresh chunks'
+ * states first (ms_cu_zero_states). A forward leaves every chunk's state written, so it clears the
  * flag; a chunk that ends its stream (ms_chunk.last) is reset by the engine right after,
  * so a call of such chunks only may leave the states unwritten (ms_cu_batch.drop_states). */
 static void cu_state_reset(ms_ctx *ctx, ms_stream *s)
@@ -1268,17 +1268,19 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
     return MS_OK;
 }
 
-/* This call's fresh chunks ("Fresh streams"): an SSD call honours ms_cu_batch.fresh, and
- * takes the direct form where every chunk is fresh and one segment (its fused output
- * kernel needed: the staged combine reads ys); any other call zeros their states first. */
+/* This call's fresh chunks ("Fresh streams"): a scoring call honours ms_cu_batch.fresh
+ * (conv1d_silu.cu, selective_scan.cu, ssd_scan.cu), and an SSD call takes the direct form
+ * where every chunk is fresh and one segment (its fused output kernel needed: the staged
+ * combine reads ys); a decode call (one token a chunk: decode_m1.cu, decode_m2.cu and the
+ * conv steps fused into gemm_few.cu and gemv.cu read the state) zeros their states first. */
 static int fresh_states(cu_ctx *g, const ms_config *c, const ms_chunk *chunks, int n_chunks,
-                        const ms_cu_batch *bt, int use_ssd)
+                        const ms_cu_batch *bt, int T, int use_ssd)
 {
     int n_fresh = 0;
     for (int i = 0; i < n_chunks; i++) n_fresh += chunks[i].stream->fresh != 0;
     g->ssd_direct = use_ssd && n_fresh == n_chunks && !bt->multi && bt->n_seg == n_chunks &&
                     g->place.fused;
-    if (use_ssd || !n_fresh) return MS_OK;
+    if (!n_fresh || !(g->fused_decode && T == n_chunks)) return MS_OK;
     float *st[32];
     const size_t floats = ms_state_floats(c);
     for (int i = 0, k = 0; i < n_chunks; i++) {
@@ -1355,7 +1357,7 @@ static int cu_forward(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const i
                          &cols_dev, &T, &use_ssd, &nb)))
         return rc;
     const int has_cols = cols != NULL, n_out = cols ? n_cols : g->n_out;
-    if ((rc = fresh_states(g, c, chunks, n_chunks, &bt, use_ssd))) return rc;
+    if ((rc = fresh_states(g, c, chunks, n_chunks, &bt, T, use_ssd))) return rc;
     /* decode (one token per chunk): each kernel may start while the one before it ends
      * (cuda_dtype.cuh's ms_launch; recorded into the graph as programmatic edges) */
     const int pdl_prev = ms_cu_set_pdl(g->pdl && T == n_chunks);

@@ -78,6 +78,7 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
     const T *z = (const T *)a.z;
     float *st = slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * N
                          : a.ws_h + ((size_t)slot * a.E + c) * N;
+    const bool zero = slot < 0 && ms_fresh(bt, bt.seg_chunk[s]); /* a fresh stream's start */
     float h[NPER], A[NPER];
 #pragma unroll
     for (int j = 0; j < NPER; j++) {
@@ -86,7 +87,7 @@ __global__ void scan_kernel(ms_cu_scan_args a, ms_cu_batch bt, int out)
         A[j] = 0.f;
         if (n < N) {
             A[j] = (a.mamba2 ? a.A[hd] : a.A[(size_t)c * N + n]) * MS_LOG2E;
-            if (out) h[j] = st[n];
+            if (out && !zero) h[j] = st[n];
         }
     }
     const float Dh = out ? a.D[hd] : 0.f;
@@ -144,7 +145,7 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
     const int c = i / a.N, n = i % a.N, hd = c / a.P;
     const float A = a.mamba2 ? a.A[hd] : a.A[(size_t)c * a.N + n];
     float *st = bt.state[ci] + a.state_off + i;
-    float h = *st;
+    float h = ms_fresh(bt, ci) ? 0.f : *st;
     /* segments in groups of CB: the group's loads are issued before its dependent chain
      * (one memory latency per group instead of per segment; a chunk of 65,536 tokens has
      * 256 segments) */
@@ -183,7 +184,7 @@ __global__ void scan_combine_kernel(ms_cu_scan_args a, ms_cu_batch bt)
 /* Mamba-1, N = 16, one thread per channel (scan_m1_tiled, scan_m1_staged): the channel's
  * state row (the stream's state for single-segment chunks, else the segment's workspace
  * slot; NULL for dead lanes), its A as log2(e) A, and h (the state in the output pass, 0
- * in the local pass) */
+ * in the local pass and for a fresh stream, ms_cu_batch.fresh) */
 __device__ __forceinline__ float *m1_start(const ms_cu_scan_args &a, const ms_cu_batch &bt,
                                            int s, int slot, int c, bool live, bool out,
                                            float *h, float *A)
@@ -191,10 +192,11 @@ __device__ __forceinline__ float *m1_start(const ms_cu_scan_args &a, const ms_cu
     float *st = !live ? nullptr
                 : slot < 0 ? bt.state[bt.seg_chunk[s]] + a.state_off + (size_t)c * 16
                            : a.ws_h + ((size_t)slot * a.E + c) * 16;
+    const bool read = live && out && !(slot < 0 && ms_fresh(bt, bt.seg_chunk[s]));
 #pragma unroll
     for (int n = 0; n < 16; n++) {
         A[n] = live ? a.A[(size_t)c * 16 + n] * MS_LOG2E : 0.f;
-        h[n] = live && out ? st[n] : 0.f;
+        h[n] = read ? st[n] : 0.f;
     }
     return st;
 }

@@ -1,5 +1,5 @@
 // state_zero.cu - zeros of reset streams' states, for the forwards whose kernels read a
-// state without asking ms_cu_batch.fresh (cuda_backend.c, "Fresh streams").
+// state without asking ms_cu_batch.fresh (decode: cuda_backend.c, "Fresh streams").
 // Why a kernel: a reset used to be one cudaMemsetAsync and a stream synchronisation per
 // stream (512 of them before each call of bench's reads); this is one launch per 32
 // streams, enqueued with the forward. The pointers travel as a kernel argument, so
