@@ -169,5 +169,5 @@ extern "C" cudaError_t ms_cu_add_norm(void *out, ms_cu_dtype dt, float *out_f32,
                          delta_bias, w, b, eps, rms, D);
     });
     return cudaSuccess;
-#undef ADD_NORM_WARP
 }
+#undef ADD_NORM_WARP

@@ -143,5 +143,5 @@ extern "C" cudaError_t ms_cu_gated_rmsnorm(void *y, int ldy, const void *z, int 
                          ldz, w, eps, gs);
     });
     return cudaSuccess;
-#undef GATED_WARP
 }
+#undef GATED_WARP
