@@ -13,10 +13,11 @@
 //   scalar form above waits on one 2-byte load per token and thread (~4x its memory floor
 //   on an H100). Here a thread runs 8 adjacent channels with one 16-byte load (staged
 //   through shared memory by cp.async, a slice's rows at once) and store per token (two
-//   for float32), over slices of CONV_TT tokens: grid (ceil(C/128), n_seg),
-//   128 threads = 16 channel groups x 8 time slices; slice q of a segment takes tokens
-//   [q CONV_TT, (q+1) CONV_TT), then + 8 CONV_TT, ...; each slice reads the K-1 inputs before
-//   its first token from x (or the state). Same state kernel afterwards.
+//   for float32), over 8 time slices of a segment: grid (ceil(C/128), n_seg),
+//   128 threads = 16 channel groups x 8 time slices; slice q of a segment of n tokens takes
+//   tokens [q len, (q+1) len), len = ceil(n / 8), staged CONV_TT / 2 rows at a time (8
+//   in float32); each slice reads the K-1 inputs before its first token from x (or the
+//   state). Same state kernel afterwards.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,13 @@ __global__ void __launch_bounds__(128) conv_vec_kernel(T *__restrict__ out, int 
         for (int k = 0; k < K; k++) wc[k][v] = w[(size_t)(c0 + v) * K + k];
         bc[v] = b ? b[c0 + v] : 0.f;
     }
-    for (int i0 = slice * CONV_TT; i0 < n; i0 += 8 * CONV_TT) {
+    /* slice q takes the segment's tokens [q len, (q + 1) len), len = ceil(n / 8): as even
+     * as the 8 slices can be for any n (16-token tiles dealt round-robin had left a read's
+     * 160 tokens at 2 tiles for slices 0-1 and 1 for the rest) */
+    const int len = (n + 7) / 8;
+    {
+        const int i0 = slice * len;
+        if (i0 >= n) return;
         /* win[k] = x_ext[j - S + k] for the slice's first token j (chunk-relative) */
         float win[S > 0 ? S : 1][8];
         const int j = t0 - cs + i0;
@@ -141,7 +148,7 @@ __global__ void __launch_bounds__(128) conv_vec_kernel(T *__restrict__ out, int 
                     win[k][v] = fresh ? 0.f : st[(size_t)(c0 + v) * S + q + S];
             }
         }
-        const int i1 = min(n, i0 + CONV_TT);
+        const int i1 = min(n, i0 + len);
         for (int b0 = i0; b0 < i1; b0 += R) {
             const int b1 = min(i1, b0 + R);
             for (int r = 0; r < b1 - b0; r++)
