@@ -21,7 +21,8 @@
 // Stages (q < Q segments; rows s, t < L; buffers padded to L rows per segment, rows past
 // a segment's n are written as zeros or ignored). In bf16 / fp16, stages 3, 4 and 9 run as
 // one kernel instead (ssd_out.cu), after 1, 5-8 and 2:
-//   1 ssd_prep     dt[q][h][t] = d_t, cum[q][h][t]            Grid (Q, H), 32 threads
+//   1 ssd_prep     dt[q][h][t] = d_t, cum[q][h][t]            Grid (Q, ceil(H / 8)), a
+//                                                              warp per head
 //   2 GEMM         cb[q][g][t][s] = C_t . B_s                  (float32 out)
 //   3 ssd_mask     m[q][h][t][s] = s <= t < n ? cb * exp(cum_t - cum_s) * d_s : 0
 //                                                              Grid (Q * H), 256 threads
@@ -50,10 +51,16 @@
 
 #include "cuda_dtype.cuh"
 
+/* Stage 1: a warp per (segment, head), PREP_HEADS heads a block (the heads of a token sit
+ * side by side in dt_raw's row, so the block's warps share its sectors through L1; a block
+ * of one warp per head had made 8,192 blocks of a read call for the bundled model) */
+#define PREP_HEADS 8
 template <typename T>
 __global__ void ssd_prep_kernel(ms_cu_ssd_args a, ms_cu_batch bt)
 {
-    const int q = blockIdx.x, h = blockIdx.y, lane = threadIdx.x, L = a.L;
+    const int q = blockIdx.x, h = blockIdx.y * PREP_HEADS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31, L = a.L;
+    if (h >= a.H) return;
     const int t0 = bt.seg_start[q], n = bt.seg_n[q];
     const int per = (L + 31) / 32, i0 = lane * per;
     const T *raw = (const T *)a.dt_raw;
@@ -349,7 +356,8 @@ extern "C" cudaError_t ms_cu_ssd_stage(int stage, const ms_cu_ssd_args *a, ms_cu
         const bool vec = ssd_vec_ok(a, sizeof(X));
         switch (stage) {
         case 1:
-            ssd_prep_kernel<X><<<dim3(Q, a->H), 32, 0, stream>>>(*a, *bt);
+            ssd_prep_kernel<X><<<dim3(Q, (a->H + PREP_HEADS - 1) / PREP_HEADS),
+                                 32 * (a->H < PREP_HEADS ? a->H : PREP_HEADS), 0, stream>>>(*a, *bt);
             break;
         case 3:
             if (vec)
