@@ -142,7 +142,8 @@ static clip_slot *slot_get(clip_slot *pool, int n, int64_t clip, int L)
             s->clip = clip;
             s->n = 0;
             memset(s->sum, 0, sizeof(double) * L);
-            ms_stream_reset(s->s);
+            /* reset already where the last clip's final chunk ran, marked last */
+            if (ms_stream_pos(s->s) != 0) ms_stream_reset(s->s);
             return s;
         }
     return NULL;

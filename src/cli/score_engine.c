@@ -60,7 +60,9 @@ static ms_stream *pool_get(stream_pool *p, int64_t segment, int first)
     for (int i = 0; i < p->n; i++)
         if (p->segment[i] < 0) {
             p->segment[i] = segment;
-            if (first) ms_stream_reset(p->s[i]);
+            /* a stream whose last segment ended in a chunk marked last was reset then
+             * (ms_chunk.last: position 0); one that stopped short still holds state */
+            if (first && ms_stream_pos(p->s[i]) != 0) ms_stream_reset(p->s[i]);
             return p->s[i];
         }
     return NULL;

@@ -131,54 +131,52 @@ __global__ void __launch_bounds__(128) conv_vec_kernel(T *__restrict__ out, int 
      * as the 8 slices can be for any n (16-token tiles dealt round-robin had left a read's
      * 160 tokens at 2 tiles for slices 0-1 and 1 for the rest) */
     const int len = (n + 7) / 8;
-    {
-        const int i0 = slice * len;
-        if (i0 >= n) return;
-        /* win[k] = x_ext[j - S + k] for the slice's first token j (chunk-relative) */
-        float win[S > 0 ? S : 1][8];
-        const int j = t0 - cs + i0;
+    const int i0 = slice * len;
+    if (i0 >= n) return;
+    /* win[k] = x_ext[j - S + k] for the slice's first token j (chunk-relative) */
+    float win[S > 0 ? S : 1][8];
+    const int j = t0 - cs + i0;
 #pragma unroll
-        for (int k = 0; k < S; k++) {
-            const int q = j - S + k; /* < 0: in the conv state [C][S] */
-            if (q >= 0) {
-                ms_ld8(x + (size_t)(cs + q) * ldx + c0, win[k]);
-            } else {
+    for (int k = 0; k < S; k++) {
+        const int q = j - S + k; /* < 0: in the conv state [C][S] */
+        if (q >= 0) {
+            ms_ld8(x + (size_t)(cs + q) * ldx + c0, win[k]);
+        } else {
 #pragma unroll
-                for (int v = 0; v < 8; v++)
-                    win[k][v] = fresh ? 0.f : st[(size_t)(c0 + v) * S + q + S];
-            }
+            for (int v = 0; v < 8; v++)
+                win[k][v] = fresh ? 0.f : st[(size_t)(c0 + v) * S + q + S];
         }
-        const int i1 = min(n, i0 + len);
-        for (int b0 = i0; b0 < i1; b0 += R) {
-            const int b1 = min(i1, b0 + R);
-            for (int r = 0; r < b1 - b0; r++)
+    }
+    const int i1 = min(n, i0 + len);
+    for (int b0 = i0; b0 < i1; b0 += R) {
+        const int b1 = min(i1, b0 + R);
+        for (int r = 0; r < b1 - b0; r++)
 #pragma unroll
-                for (int hp = 0; hp < H; hp++)
-                    cp_async16(&rows[r][threadIdx.x * H + hp],
-                               x + (size_t)(t0 + b0 + r) * ldx + c0 + hp * (8 / H));
-            cp_async_wait_all();
+            for (int hp = 0; hp < H; hp++)
+                cp_async16(&rows[r][threadIdx.x * H + hp],
+                           x + (size_t)(t0 + b0 + r) * ldx + c0 + hp * (8 / H));
+        cp_async_wait_all();
 #pragma unroll 4
-            for (int i = b0; i < b1; i++) {
-                const size_t t = (size_t)(t0 + i);
-                float in[8], o[8];
-                ms_ld8(reinterpret_cast<const T *>(&rows[i - b0][threadIdx.x * H]), in);
+        for (int i = b0; i < b1; i++) {
+            const size_t t = (size_t)(t0 + i);
+            float in[8], o[8];
+            ms_ld8(reinterpret_cast<const T *>(&rows[i - b0][threadIdx.x * H]), in);
 #pragma unroll
-                for (int v = 0; v < 8; v++) {
-                    float acc = bc[v];
+            for (int v = 0; v < 8; v++) {
+                float acc = bc[v];
 #pragma unroll
-                    for (int k = 0; k < S; k++) acc += wc[k][v] * win[k][v];
-                    acc += wc[S][v] * in[v];
-                    o[v] = ms_silu_f(acc);
-                }
-#pragma unroll
-                for (int k = 0; k + 1 < S; k++)
-#pragma unroll
-                    for (int v = 0; v < 8; v++) win[k][v] = win[k + 1][v];
-                if (S > 0)
-#pragma unroll
-                    for (int v = 0; v < 8; v++) win[S > 0 ? S - 1 : 0][v] = in[v];
-                ms_st8(out + t * ldo + c0, o);
+                for (int k = 0; k < S; k++) acc += wc[k][v] * win[k][v];
+                acc += wc[S][v] * in[v];
+                o[v] = ms_silu_f(acc);
             }
+#pragma unroll
+            for (int k = 0; k + 1 < S; k++)
+#pragma unroll
+                for (int v = 0; v < 8; v++) win[k][v] = win[k + 1][v];
+            if (S > 0)
+#pragma unroll
+                for (int v = 0; v < 8; v++) win[S > 0 ? S - 1 : 0][v] = in[v];
+            ms_st8(out + t * ldo + c0, o);
         }
     }
 }

@@ -175,8 +175,7 @@ __global__ void __launch_bounds__(256, PRE <= 3 ? 4 : 2)
 #pragma unroll
         for (int v = 0; v < 8; v++) acc += wr[v] * xs[k0 + v];
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    acc = ms_warp_sum(acc);
     if (lane == 0) {
         if (beta != 0.f) acc += beta * ms_ld(out + j);
         if (f.bias) acc = ms_round<O>(acc) + f.bias[j];
