@@ -119,6 +119,47 @@ static void test_mpmc_none_lost(void **state)
     ms_ring_free(r);
 }
 
+/* pop_upto: every item once and in order across a producer thread, never more than max
+ * at a time, at least one per call until closed and drained. */
+static void upto_consumer(size_t capacity, size_t max)
+{
+    ms_ring *r = ms_ring_new(capacity);
+    assert_non_null(r);
+    producer_arg a = { r, 0, N_ITEMS, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, producer, &a), 0);
+    void *items[64];
+    uintptr_t next = 0;
+    size_t calls = 0;
+    while (next < N_ITEMS) {
+        size_t n = ms_ring_pop_upto(r, items, max);
+        assert_true(n >= 1 && n <= max);
+        for (size_t k = 0; k < n; k++) assert_int_equal(index_of(items[k]), next++);
+        calls++;
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(a.push_failed, 0);
+    assert_true(calls >= N_ITEMS / max);
+    /* what is queued at close still comes out, then 0 */
+    for (uintptr_t i = 0; i < 3; i++) assert_int_equal(ms_ring_push(r, item_of(i)), 0);
+    ms_ring_close(r);
+    assert_int_equal(ms_ring_pop_upto(r, items, 2), 2);
+    assert_int_equal(index_of(items[0]), 0);
+    assert_int_equal(index_of(items[1]), 1);
+    assert_int_equal(ms_ring_pop_upto(r, items, 64), 1);
+    assert_int_equal(index_of(items[0]), 2);
+    assert_int_equal(ms_ring_pop_upto(r, items, 64), 0);
+    ms_ring_free(r);
+}
+
+static void test_pop_upto(void **state)
+{
+    (void)state;
+    upto_consumer(8, 1);
+    upto_consumer(8, 5);
+    upto_consumer(64, 64);
+}
+
 static void test_close_drains(void **state)
 {
     (void)state;
@@ -207,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_spsc_capacity_1),
         cmocka_unit_test(test_spsc_capacity_8),
         cmocka_unit_test(test_mpmc_none_lost),
+        cmocka_unit_test(test_pop_upto),
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_close_wakes_blocked),
         cmocka_unit_test(test_push_drop_oldest),

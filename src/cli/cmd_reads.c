@@ -34,6 +34,7 @@
  * turn. */
 #define RING_CHUNKS 64
 #define RING_MAX 8192
+#define OUT_TAKE 1024 /* chunks the output thread takes at once */
 
 typedef enum { OUT_TABLE, OUT_PER_BASE, OUT_ALN, OUT_HIDDEN } out_kind;
 
@@ -62,6 +63,8 @@ typedef struct {
     int64_t cap;
     int status;
     pthread_t thread;
+    ms_scored_chunk *take[OUT_TAKE]; /* what one ms_ring_pop_upto took */
+    ms_sink_part parts[OUT_TAKE];    /* OUT_PER_BASE: their lines, in order */
 } out_stage;
 
 /* The finished read: table line or tagged record. */
@@ -94,39 +97,48 @@ static int finish_read(out_stage *s, ms_read *rd, const char *name)
     return MS_OK;
 }
 
+/* Takes what the engine has pushed, up to OUT_TAKE chunks (a batch of reads arrives
+ * together), scores them across the team (ms_scored_chunks_scores), then sums and writes
+ * them read by read in order; per-base lines go to the sink as one run of parts, so the
+ * team formats many reads at once. */
 static void *out_main(void *arg)
 {
     out_stage *s = arg;
-    ms_scored_chunk *sc;
-    while ((sc = ms_ring_pop(s->in))) {
-        ms_seq_chunk *c = sc->chunk;
-        ms_read *rd = c->name->user;
-        int rc = MS_OK;
-        if (s->status == MS_OK) {
+    size_t got;
+    while ((got = ms_ring_pop_upto(s->in, (void **)s->take, OUT_TAKE))) {
+        ms_scored_chunk **take = s->take;
+        int rc = s->status, parts = 0;
+        if (rc == MS_OK && s->o->kind != OUT_HIDDEN && ms_scored_chunks_scores(take, (int)got) != 0) {
+            ms_error("out of memory scoring reads of %s", s->in_path);
+            rc = MS_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < got && rc == MS_OK; i++) {
+            ms_scored_chunk *sc = take[i];
+            ms_seq_chunk *c = sc->chunk;
+            ms_read *rd = c->name->user;
             if (c->first) s->sum = 0;
             if (s->o->kind == OUT_HIDDEN) {
                 rc = ms_emit_hidden_add(s->emit, c->name->name, c->pos0, sc->hidden, c->n, c->last);
-            } else {
-                const ms_score *scores = ms_scored_chunk_scores(sc); /* off the engine thread */
-                if (!scores) rc = MS_ERR_NOMEM;
-                if (rc == MS_OK && c->first && rd->length > s->cap) {
-                    float *p = realloc(s->logp, sizeof(float) * rd->length);
-                    if (p) { s->logp = p; s->cap = rd->length; } else rc = MS_ERR_NOMEM;
-                }
-                for (int j = 0; rc == MS_OK && j < c->n; j++) {
-                    s->sum += scores[j].logp;
-                    s->logp[c->pos0 + j] = scores[j].logp;
-                }
-                if (rc == MS_OK && s->o->kind == OUT_PER_BASE)
-                    rc = ms_sink_write(s->sink, c->name->name, scores, c->n);
-                if (rc == MS_OK && c->last) rc = finish_read(s, rd, c->name->name);
+                continue;
             }
-            if (rc != MS_OK) {
-                s->status = rc;
-                ms_ring_close(s->in); /* stop the engine early: the output is lost */
+            if (c->first && rd->length > s->cap) {
+                float *p = realloc(s->logp, sizeof(float) * rd->length);
+                if (p) { s->logp = p; s->cap = rd->length; } else { rc = MS_ERR_NOMEM; break; }
             }
+            for (int j = 0; j < c->n; j++) {
+                s->sum += sc->scores[j].logp;
+                s->logp[c->pos0 + j] = sc->scores[j].logp;
+            }
+            if (s->o->kind == OUT_PER_BASE)
+                s->parts[parts++] = (ms_sink_part){c->name->name, sc->scores, c->n};
+            if (c->last) rc = finish_read(s, rd, c->name->name);
         }
-        ms_scored_chunk_free(sc);
+        if (rc == MS_OK && parts) rc = ms_sink_write_parts(s->sink, s->parts, parts);
+        if (rc != MS_OK && s->status == MS_OK) {
+            s->status = rc;
+            ms_ring_close(s->in); /* stop the engine early: the output is lost */
+        }
+        for (size_t i = 0; i < got; i++) ms_scored_chunk_free(take[i]);
     }
     return NULL;
 }

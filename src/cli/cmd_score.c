@@ -19,7 +19,15 @@
 #include "sink.h"
 #include "strand_merge.h"
 
-#define RING_CHUNKS 8 /* chunks in flight between stages: bounds memory */
+/* Chunks in flight between stages: two batches, so the reader and the sink work a batch
+ * ahead of and behind the forward call (with 8, a batch of 512 reads waited on the sink
+ * formatting its reads before the next call could start). At least RING_CHUNKS, at most
+ * RING_MAX and RING_POSITIONS bases of --chunk (a scored base holds 16 bytes of logits,
+ * then 32 of scores); RING_CHUNKS with --emit hidden (d_model floats a base). */
+#define RING_CHUNKS 8
+#define RING_MAX 1024
+#define RING_POSITIONS (1 << 22)
+#define SINK_TAKE 1024 /* chunks the sink takes at once */
 
 typedef struct {
     ms_ring *in;
@@ -29,33 +37,54 @@ typedef struct {
     int status;
     int64_t written;
     pthread_t thread;
+    ms_scored_chunk *take[SINK_TAKE]; /* what one ms_ring_pop_upto took */
+    ms_sink_part parts[SINK_TAKE];
 } sink_stage;
 
+/* One chunk's positions to the sink, the strand merge or the hidden-state writer. */
+static int write_chunk(sink_stage *s, ms_scored_chunk *sc)
+{
+    ms_seq_chunk *c = sc->chunk;
+    int n = c->n - c->n_warm;
+    if (s->emit)
+        return ms_emit_hidden_add(s->emit, c->name->name, c->pos0 + c->n_warm,
+                                  sc->hidden + (size_t)c->n_warm * ms_emit_hidden_dim(s->emit), n,
+                                  c->last);
+    if (s->merge)
+        return ms_strand_merge_write(s->merge, s->sink, c->name->name, c->segment,
+                                     sc->scores + c->n_warm, n, c->reverse, c->last);
+    return ms_sink_write(s->sink, c->name->name, sc->scores + c->n_warm, n);
+}
+
+/* Takes what the engine has pushed, up to SINK_TAKE chunks (a batch of reads arrives
+ * together), scores them across the team and writes them in order: as one run of parts
+ * when nothing sits between scores and the file, so the team formats many short records
+ * at once; through write_chunk one by one otherwise. */
 static void *sink_main(void *arg)
 {
     sink_stage *s = arg;
-    ms_scored_chunk *sc;
-    while ((sc = ms_ring_pop(s->in))) {
-        ms_seq_chunk *c = sc->chunk;
-        int n = c->n - c->n_warm;
-        ms_score *scores = NULL; /* scored here, off the engine thread */
-        if (s->status == MS_OK && !s->emit && !(scores = ms_scored_chunk_scores(sc))) {
-            ms_error("out of memory scoring %s", c->name->name);
+    size_t got;
+    while ((got = ms_ring_pop_upto(s->in, (void **)s->take, SINK_TAKE))) {
+        ms_scored_chunk **sc = s->take;
+        if (s->status == MS_OK && !s->emit && ms_scored_chunks_scores(sc, (int)got) != 0) {
+            ms_error("out of memory scoring %s", sc[0]->chunk->name->name);
             s->status = MS_ERR_NOMEM;
         }
-        if (s->status == MS_OK && s->emit) {
-            s->status = ms_emit_hidden_add(s->emit, c->name->name, c->pos0 + c->n_warm,
-                                           sc->hidden + (size_t)c->n_warm * ms_emit_hidden_dim(s->emit),
-                                           n, c->last);
-        } else if (s->status == MS_OK && s->merge) {
-            s->status = ms_strand_merge_write(s->merge, s->sink, c->name->name, c->segment,
-                                              scores + c->n_warm, n, c->reverse, c->last);
-        } else if (s->status == MS_OK && n > 0) {
-            s->status = ms_sink_write(s->sink, c->name->name, scores + c->n_warm, n);
+        int64_t n = 0;
+        for (size_t i = 0; i < got; i++) n += sc[i]->chunk->n - sc[i]->chunk->n_warm;
+        if (s->status == MS_OK && !s->emit && !s->merge) {
+            for (size_t i = 0; i < got; i++) {
+                const ms_seq_chunk *c = sc[i]->chunk;
+                s->parts[i] = (ms_sink_part){c->name->name, sc[i]->scores + c->n_warm,
+                                             c->n - c->n_warm};
+            }
+            s->status = ms_sink_write_parts(s->sink, s->parts, (int)got);
+        } else {
+            for (size_t i = 0; i < got && s->status == MS_OK; i++) s->status = write_chunk(s, sc[i]);
         }
         if (s->status == MS_OK) s->written += n;
         else ms_ring_close(s->in); /* stop the engine early: the output is lost */
-        ms_scored_chunk_free(sc);
+        for (size_t i = 0; i < got; i++) ms_scored_chunk_free(sc[i]);
     }
     return NULL;
 }
@@ -244,8 +273,12 @@ int ms_cmd_score(int argc, char **argv)
         goto done;
     ms_model_info info;
     if (ms_cli_dna_alphabet(model, o.common.model_dir, o.alphabet, &info) != 0) goto done;
-    in = ms_ring_new(RING_CHUNKS);
-    out = ms_ring_new(RING_CHUNKS);
+    size_t ring = 2 * (size_t)o.common.batch, cap = RING_POSITIONS / (size_t)o.common.chunk;
+    if (ring > cap) ring = cap;
+    if (ring > RING_MAX) ring = RING_MAX;
+    if (ring < RING_CHUNKS || o.emit) ring = RING_CHUNKS; /* hidden rows: d_model floats a base */
+    in = ms_ring_new(ring);
+    out = ms_ring_new(ring);
     if (!in || !out) goto done;
     ms_genome_reader_opts ro = {o.fasta, &o.regions, o.context, o.common.chunk, (ms_strand)o.strand};
     if (ms_genome_reader_start(&reader, &ro, in) != MS_OK) goto done;

@@ -18,6 +18,9 @@ void ms_scored_chunk_free(ms_scored_chunk *sc)
     free(sc);
 }
 
+/* Chunks of at least this many positions are scored by a team of their own. */
+#define SCORE_TEAM_MIN 16384
+
 ms_score *ms_scored_chunk_scores(ms_scored_chunk *sc)
 {
     static const int cols4[4] = {0, 1, 2, 3};
@@ -30,7 +33,7 @@ ms_score *ms_scored_chunk_scores(ms_scored_chunk *sc)
      * 4.9 Mbp) run on the sink's team of threads (the consumer is a sink's thread). Same
      * values at any thread count. */
     const int nt = ms_sink_threads();
-#pragma omp parallel for num_threads(nt) if (c->n >= 16384) schedule(static)
+#pragma omp parallel for num_threads(nt) if (c->n >= SCORE_TEAM_MIN) schedule(static)
     for (int j = 0; j < c->n; j++) {
         ms_score *s = &sc->scores[j];
         if (skip && j == 0) {
@@ -44,6 +47,23 @@ ms_score *ms_scored_chunk_scores(ms_scored_chunk *sc)
     free(sc->logits);
     sc->logits = NULL;
     return sc->scores;
+}
+
+int ms_scored_chunks_scores(ms_scored_chunk **sc, int n)
+{
+    int bad = 0, shorts = 0;
+    for (int i = 0; i < n; i++) {
+        if (sc[i]->chunk->n >= SCORE_TEAM_MIN) bad |= !ms_scored_chunk_scores(sc[i]);
+        else shorts++;
+    }
+    /* ~150 positions a read at ~0.13 us each: one read is too little for a team, a batch
+     * of them is not (one after another they held the reads command to ~0.3 us a
+     * position on the sink thread, with the GPU idle) */
+#pragma omp parallel for num_threads(ms_sink_threads()) if (shorts > 1) schedule(dynamic, 4) \
+    reduction(| : bad)
+    for (int i = 0; i < n; i++)
+        if (sc[i]->chunk->n < SCORE_TEAM_MIN) bad |= !ms_scored_chunk_scores(sc[i]);
+    return bad ? -1 : 0;
 }
 
 /* A pool of streams, one per segment in flight. */

@@ -35,6 +35,10 @@ void ms_scored_chunk_free(ms_scored_chunk *sc);
  * the engine thread is what feeds the GPU, so it only copies the four logits per position
  * (on the H200 the end-to-end time did not move beyond its run-to-run spread). */
 ms_score *ms_scored_chunk_scores(ms_scored_chunk *sc);
+/* ms_scored_chunk_scores of n chunks a consumer took at once (ms_ring_pop_upto): short ones
+ * (reads) across the sink's team, a chunk at a time per thread; long ones each across the
+ * team. The same values as one call per chunk. Returns 0, or -1 when out of memory. */
+int ms_scored_chunks_scores(ms_scored_chunk **sc, int n);
 
 typedef struct {
     int batch;         /* most chunks (segments) per forward call */

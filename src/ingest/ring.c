@@ -106,6 +106,16 @@ void *ms_ring_pop(ms_ring *r)
     return item;
 }
 
+size_t ms_ring_pop_upto(ms_ring *r, void **items, size_t max)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->count == 0 && !r->closed) pthread_cond_wait(&r->not_empty, &r->mu);
+    size_t n = 0;
+    while (n < max && r->count > 0) items[n++] = take_locked(r);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 void ms_ring_close(ms_ring *r)
 {
     pthread_mutex_lock(&r->mu);

@@ -18,6 +18,11 @@ int ms_ring_push(ms_ring *r, void *item);
 int ms_ring_push_drop(ms_ring *r, void *item, void **dropped);
 /* The oldest item, or NULL once closed and empty. */
 void *ms_ring_pop(ms_ring *r);
+/* Waits for one item as ms_ring_pop does, then takes every item already queued, up to max,
+ * into items[] in order: a consumer that works on several at once (a team formatting a
+ * batch of reads) takes what has arrived without waiting for more. Returns the count;
+ * 0 once closed and empty. */
+size_t ms_ring_pop_upto(ms_ring *r, void **items, size_t max);
 void ms_ring_close(ms_ring *r);
 size_t ms_ring_count(ms_ring *r);
 

@@ -87,31 +87,86 @@ static int text_threads(int parallel)
 
 int ms_sink_threads(void) { return text_threads(1); }
 
-int ms_sink_write_lines(ms_sink *s, const char *chrom, const ms_score *sc, int n,
-                        ms_sink_line_fn line, int parallel)
+/* Where a piece of lines starts or ends: position j of part p. */
+typedef struct {
+    int p, j;
+} part_cursor;
+
+/* cur moved on by up to per positions, over part boundaries (empty parts skipped). */
+static part_cursor cursor_advance(const ms_sink_part *parts, int np, part_cursor cur, int per)
 {
-    size_t clen = strlen(chrom), line_max = MS_SINK_LINE_MAX(clen);
+    while (per > 0 && cur.p < np) {
+        int left = (parts[cur.p].n > 0 ? parts[cur.p].n : 0) - cur.j;
+        if (left > per) {
+            cur.j += per;
+            per = 0;
+        } else {
+            per -= left;
+            cur.p++;
+            cur.j = 0;
+        }
+    }
+    return cur;
+}
+
+/* The lines of positions [a, b) of parts (a piece) at p; returns their end. */
+static char *format_piece(ms_sink *s, char *p, const ms_sink_part *parts, int np,
+                          part_cursor a, part_cursor b, ms_sink_line_fn line)
+{
+    for (int k = a.p; k <= b.p && k < np; k++) {
+        const ms_sink_part *pt = &parts[k];
+        int i0 = k == a.p ? a.j : 0, i1 = k == b.p ? b.j : pt->n;
+        if (i0 >= i1) continue;
+        size_t clen = strlen(pt->chrom);
+        for (int i = i0; i < i1; i++) p = line(s, p, pt->chrom, clen, &pt->scores[i]);
+    }
+    return p;
+}
+
+/* ms_sink_write_lines over several parts: pieces of up to `per` positions, which may span
+ * parts (a batch of 150-base reads fills a piece with three or four of them), formatted
+ * a round of pieces at a time on the team and written in order. */
+static int write_lines_parts(ms_sink *s, const ms_sink_part *parts, int np, ms_sink_line_fn line,
+                             int parallel)
+{
+    size_t clen = 0;
+    for (int k = 0; k < np; k++) {
+        size_t l = strlen(parts[k].chrom);
+        if (l > clen) clen = l;
+    }
+    size_t line_max = MS_SINK_LINE_MAX(clen);
     size_t fit = MS_SINK_PIECE_BYTES / line_max;
     int per = fit < 1 ? 1 : fit > MS_SINK_PIECE ? MS_SINK_PIECE : (int)fit; /* a piece */
     int threads = text_threads(parallel);
     size_t piece_cap = (size_t)per * line_max;
     size_t used[MS_SINK_THREADS];
+    part_cursor at[MS_SINK_THREADS + 1];
     if (text_reserve(s, (size_t)threads * piece_cap) != 0) return -1;
-    for (int i0 = 0; i0 < n; i0 += threads * per) {
-        int pieces = (n - i0 + per - 1) / per;
-        if (pieces > threads) pieces = threads;
+    part_cursor cur = {0, 0};
+    while (cur.p < np) {
+        int pieces = 0;
+        at[0] = cur;
+        while (pieces < threads && cur.p < np) {
+            cur = cursor_advance(parts, np, cur, per);
+            at[++pieces] = cur;
+        }
 #pragma omp parallel for num_threads(pieces) if (pieces > 1) schedule(static, 1)
         for (int k = 0; k < pieces; k++) {
-            int a = i0 + k * per, b = a + per < n ? a + per : n;
-            char *p0 = s->text + (size_t)k * piece_cap, *p = p0;
-            for (int i = a; i < b; i++) p = line(s, p, chrom, clen, &sc[i]);
-            used[k] = (size_t)(p - p0);
+            char *p0 = s->text + (size_t)k * piece_cap;
+            used[k] = (size_t)(format_piece(s, p0, parts, np, at[k], at[k + 1], line) - p0);
         }
         for (int k = 0; k < pieces; k++)
             if (used[k] && fwrite(s->text + (size_t)k * piece_cap, 1, used[k], s->f) != used[k])
                 return ms_sink_fail(s);
     }
     return 0;
+}
+
+int ms_sink_write_lines(ms_sink *s, const char *chrom, const ms_score *sc, int n,
+                        ms_sink_line_fn line, int parallel)
+{
+    const ms_sink_part part = {chrom, sc, n};
+    return write_lines_parts(s, &part, 1, line, parallel);
 }
 
 static void sink_free(ms_sink *s)
@@ -134,7 +189,7 @@ static char *dup_str(const char *a)
 
 static int text_begin(ms_sink *s) { return 0; }
 static int text_write(ms_sink *s, const char *chrom, const ms_score *sc, int n) { return 0; }
-static const ms_sink_ops text_ops = {text_begin, text_write, NULL, 0};
+static const ms_sink_ops text_ops = {text_begin, text_write, NULL, 0, NULL};
 
 int ms_sink_printf(ms_sink *s, const char *fmt, ...)
 {
@@ -240,11 +295,23 @@ nomem:
 
 int ms_sink_write(ms_sink *s, const char *chrom, const ms_score *scores, int n)
 {
+    if (n <= 0) return s->failed ? MS_ERR_IO : MS_OK;
+    const ms_sink_part part = {chrom, scores, n};
+    return ms_sink_write_parts(s, &part, 1);
+}
+
+int ms_sink_write_parts(ms_sink *s, const ms_sink_part *parts, int n)
+{
     if (s->failed) return MS_ERR_IO;
-    if (n <= 0) return MS_OK;
     errno = 0;
-    if (s->ops->write(s, chrom, scores, n) != 0) return report(s, "cannot write");
-    return MS_OK;
+    int rc = 0;
+    if (s->ops->lines) {
+        rc = write_lines_parts(s, parts, n, s->ops->lines, 1);
+    } else {
+        for (int k = 0; k < n && rc == 0; k++)
+            if (parts[k].n > 0) rc = s->ops->write(s, parts[k].chrom, parts[k].scores, parts[k].n);
+    }
+    return rc != 0 ? report(s, "cannot write") : MS_OK;
 }
 
 int ms_sink_close(ms_sink *s, int ok)

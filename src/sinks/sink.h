@@ -47,6 +47,15 @@ int ms_sink_open(const char *path, ms_sink_format fmt, ms_sink_value value, ms_s
 /* Scores of n consecutive-or-not positions of one chrom, ascending. A gap in positions
  * (regions) starts a new wig block. Returns 0 or MS_ERR_IO. */
 int ms_sink_write(ms_sink *s, const char *chrom, const ms_score *scores, int n);
+/* Positions of several chroms in one call, in order (a batch of reads): the same bytes as
+ * one ms_sink_write per part, formatted across the team where the format allows (TSV,
+ * bedGraph). Returns 0 or MS_ERR_IO. */
+typedef struct {
+    const char *chrom;
+    const ms_score *scores;
+    int n;
+} ms_sink_part;
+int ms_sink_write_parts(ms_sink *s, const ms_sink_part *parts, int n);
 
 /* The OpenMP team size of a sink's parallel formatting (OpenMP's default, at most 8).
  * Other parallel loops on the sink's thread use the same size: a thread whose regions

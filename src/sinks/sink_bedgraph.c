@@ -33,9 +33,4 @@ static char *bedgraph_line(ms_sink *s, char *p, const char *chrom, size_t clen,
     return p;
 }
 
-static int bedgraph_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
-{
-    return ms_sink_write_lines(s, chrom, sc, n, bedgraph_line, 1);
-}
-
-const ms_sink_ops ms_sink_bedgraph_ops = {bedgraph_begin, bedgraph_write, NULL, 0};
+const ms_sink_ops ms_sink_bedgraph_ops = {bedgraph_begin, NULL, NULL, 0, bedgraph_line};

@@ -166,4 +166,4 @@ static int bw_end(ms_sink *s)
     return rc;
 }
 
-const ms_sink_ops ms_sink_bigwig_ops = {bw_begin, bw_write, bw_end, 1};
+const ms_sink_ops ms_sink_bigwig_ops = {bw_begin, bw_write, bw_end, 1, NULL};

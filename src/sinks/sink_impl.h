@@ -12,11 +12,25 @@
 
 #include "sink.h"
 
+/* The text formats turn positions into lines with fmt.h (printf's parsing cost more than
+ * the model on a GPU) and hand them to sink.c, which formats a chunk into s->text, in
+ * pieces on several threads where the format allows, and fwrites the pieces in order.
+ * A line function writes the line(s) of one position at p (none for a position left
+ * out), at most MS_SINK_LINE_MAX(strlen(chrom)) bytes, and returns their end. */
+#define MS_SINK_LINE_MAX(chrom_len) ((chrom_len) + 256) /* TSV's longest: chrom + 134 */
+typedef char *(*ms_sink_line_fn)(ms_sink *s, char *p, const char *chrom, size_t chrom_len,
+                                 const ms_score *sc);
+
 typedef struct {
     int (*begin)(ms_sink *s);  /* header / track line */
+    /* n > 0 positions of chrom; NULL when lines is set */
     int (*write)(ms_sink *s, const char *chrom, const ms_score *scores, int n);
     int (*end)(ms_sink *s);    /* before the file is closed; NULL when nothing to do */
     int own_file;              /* 1: the format writes s->tmp / s->path itself (no FILE) */
+    /* A line per position that reads s and nothing else of the sink changes (TSV,
+     * bedGraph): sink.c then formats any run of positions, of one chrom or of many
+     * (ms_sink_write_parts), on the team. NULL: write, in order, one chrom at a time. */
+    ms_sink_line_fn lines;
 } ms_sink_ops;
 
 struct ms_sink {
@@ -68,15 +82,6 @@ const char *ms_sink_value_name(ms_sink_value v);
 
 /* Record a failed stdio call (its errno) and return -1 for the caller to pass up. */
 int ms_sink_fail(ms_sink *s);
-
-/* The text formats turn positions into lines with fmt.h (printf's parsing cost more than
- * the model on a GPU) and hand them to sink.c, which formats a chunk into s->text, in
- * pieces on several threads where the format allows, and fwrites the pieces in order.
- * A line function writes the line(s) of one position at p (none for a position left
- * out), at most MS_SINK_LINE_MAX(strlen(chrom)) bytes, and returns their end. */
-#define MS_SINK_LINE_MAX(chrom_len) ((chrom_len) + 256) /* TSV's longest: chrom + 134 */
-typedef char *(*ms_sink_line_fn)(ms_sink *s, char *p, const char *chrom, size_t chrom_len,
-                                 const ms_score *sc);
 
 /* The lines of sc[0..n) written in order. parallel = 1: line reads s and nothing else
  * of the sink changes, so pieces may be formatted on OpenMP threads; 0: one thread, in

@@ -43,9 +43,4 @@ static char *tsv_line(ms_sink *s, char *p, const char *chrom, size_t clen, const
     return p;
 }
 
-static int tsv_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
-{
-    return ms_sink_write_lines(s, chrom, sc, n, tsv_line, 1);
-}
-
-const ms_sink_ops ms_sink_tsv_ops = {tsv_begin, tsv_write, NULL, 0};
+const ms_sink_ops ms_sink_tsv_ops = {tsv_begin, NULL, NULL, 0, tsv_line};

@@ -67,4 +67,4 @@ static int wig_write(ms_sink *s, const char *chrom, const ms_score *sc, int n)
     return ms_sink_write_lines(s, chrom, sc, n, wig_line, 0);
 }
 
-const ms_sink_ops ms_sink_wig_ops = {wig_begin, wig_write, NULL, 0};
+const ms_sink_ops ms_sink_wig_ops = {wig_begin, wig_write, NULL, 0, NULL};
