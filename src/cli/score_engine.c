@@ -175,7 +175,8 @@ int ms_score_engine_run(const ms_score_engine_opts *o, ms_ctx *ctx, const ms_mod
                         ms_ring *in, ms_ring *out, ms_progress *prog)
 {
     const int max_streams = o->batch;
-    const int max_tokens = (int)ms_cli_call_tokens(o->chunk, o->batch); /* as the context's */
+    const int max_tokens = (int)(o->call_tokens ? o->call_tokens /* as the context's */
+                                                : ms_cli_call_tokens(o->chunk, o->batch));
     token_map tm = {info, o->use_bos};
     stream_pool pool = {calloc(max_streams + 1, sizeof(ms_stream *)),
                         calloc(max_streams + 1, sizeof(int64_t)), max_streams + 1};

@@ -45,6 +45,8 @@ typedef struct {
     int chunk;         /* most bases per chunk */
     int use_bos;       /* predict / start a segment after the BOS token */
     int hidden;        /* 1: hidden mode (see above) */
+    int64_t call_tokens; /* most tokens a call holds, as the context was opened for;
+                            0: ms_cli_call_tokens(chunk, batch) */
 } ms_score_engine_opts;
 
 /* Run until `in` is closed and drained. Returns MS_OK or the first error (after
