@@ -144,12 +144,12 @@ static void usage(FILE *f)
 "Engine:\n"
 "  --device D          cpu | cuda | cuda:N [cpu]\n"
 "  --precision P       fp32 | bf16 | fp16 (bf16/fp16: CUDA only) [fp32]\n"
-"  --chunk N           bases per chunk of one sequence [4096 on cpu and with --emit,\n"
-"                      65536 on cuda]\n"
+"  --chunk N           bases per chunk of one sequence [4096]\n"
 "  --batch N           sequences (records, regions) per forward call [16]; a call holds\n"
-"                      up to (chunk + 1) x batch bases, at most 2^18 (on cuda with\n"
-"                      neither option given: 16 x 4097, so one 65536-base chunk of a\n"
-"                      long record, or up to 16 short records)\n"
+"                      up to (chunk + 1) x batch bases, at most 2^18. On cuda with\n"
+"                      neither option given (and no --emit): chunks of 65536 in calls\n"
+"                      of 16 x 4097 bases, one chunk of a long record or up to 16\n"
+"                      short records\n"
 "  --threads N         CPU threads [all cores]\n"
 "  -q, --quiet         no progress line on stderr\n"
 "  -h, --help          this help\n"
@@ -167,18 +167,20 @@ static void usage(FILE *f)
 }
 
 /* --chunk / --batch where unset, and the most tokens a forward call holds (the engine's
- * and the context's). The CPU: 4096 x 16. CUDA: chunks of 65536 bases, since a long
- * record's calls pay a fixed cost each (one stream, bf16, H200: the bundled model 3.62 ->
- * 5.05 M bases/s from chunks of 4096 to 65536, Mamba-1 768 x 24 0.73 -> 1.08 M, Mamba-2
- * 0.92 -> 1.10 M); with neither option given a call keeps the tokens of 16 chunks of 4096,
- * the same scratch memory as before, so up to 16 short records still share it. --emit
- * hidden keeps 4096 (a scored chunk then holds d_model floats a base on the host). */
+ * and the context's): 4096 x 16, and on CUDA with neither option given, chunks of 65536
+ * bases in calls of 16 x 4097 tokens. A long record's calls each pay a fixed cost (one
+ * stream, bf16, H200: the bundled model 3.62 -> 5.05 M bases/s from chunks of 4096 to
+ * 65536, Mamba-1 768 x 24 0.73 -> 1.08 M, Mamba-2 0.92 -> 1.10 M; E. coli's 4.9 Mbp
+ * through the CLI 1.70-1.87 -> 1.21-1.42 s); the call keeps the scratch of 16 x 4097, so
+ * up to 16 short records still share one. A --batch given (reads: 512) keeps 4096: the
+ * rings hold two batches of chunks, each of --chunk bases. --emit hidden keeps 4096 (a
+ * scored chunk then holds d_model floats a base on the host). */
 static int64_t call_shape(ms_cli_common *c, int emit)
 {
-    const int wide = c->device == MS_DEVICE_CUDA && !emit, given = c->chunk || c->batch;
+    const int wide = c->device == MS_DEVICE_CUDA && !emit && !c->chunk && !c->batch;
     if (!c->chunk) c->chunk = wide ? 65536 : 4096;
     if (!c->batch) c->batch = 16;
-    return wide && !given ? ms_cli_call_tokens(4096, 16) : ms_cli_call_tokens(c->chunk, c->batch);
+    return wide ? ms_cli_call_tokens(4096, 16) : ms_cli_call_tokens(c->chunk, c->batch);
 }
 
 int ms_cmd_score(int argc, char **argv)
