@@ -277,6 +277,12 @@ static void random_scores(ms_score *sc, int n, int64_t pos, uint64_t *rng)
 /* Every text format, byte for byte against ref_write: chunks longer than one formatting
  * piece (512 positions), gaps and soft-masked runs, a chrom name long enough to shrink the
  * pieces to a few dozen positions; on one thread and on several. */
+/* The same positions through three paths must give the same bytes as the printf
+ * reference: a ms_sink_write per call; every call as one part of one ms_sink_write_parts
+ * (an empty part among them); and pieces of 37 positions as parts (a batch of reads: pieces
+ * of lines then span parts). */
+enum { VIA_WRITE, VIA_PARTS, VIA_SMALL_PARTS, N_VIA };
+
 static void test_text_bytes_match_printf(void **state)
 {
     (void)state;
@@ -285,22 +291,18 @@ static void test_text_bytes_match_printf(void **state)
     const struct { const char *chrom; int64_t start; int n; } calls[] = {
         {"chr1", 0, 5000}, {"chr1", 5007, 3}, {"chr1", 5017, 1500}, {long_name, 0, 700},
         {"chr2", 0, 1}, {"chr2", 8, 2000}}; /* the second half of each 7 further on */
+    enum { N_CALLS = sizeof calls / sizeof calls[0] };
     const struct { ms_sink_format fmt; ms_sink_value value; int mask_soft; } cases[] = {
         {MS_FMT_TSV, MS_VAL_LOGP, 0}, {MS_FMT_BEDGRAPH, MS_VAL_PG, 1},
         {MS_FMT_BEDGRAPH, MS_VAL_LOGP, 0}, {MS_FMT_WIG, MS_VAL_ENTROPY, 1}, {MS_FMT_WIG, MS_VAL_LOGP, 0}};
     const char *dir = subdir("bytes");
-    ms_score *sc = malloc(sizeof *sc * 5000);
-    assert_non_null(sc);
+    ms_score *sc[N_CALLS];
+    ms_sink_part parts[N_CALLS + 1], small[N_CALLS * 200];
     for (int threads = 1; threads <= 4; threads += 3) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);
 #endif
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s/out%zu_%d", dir, c, threads);
-            ms_sink_opts o = {path, cases[c].fmt, cases[c].value, NULL, cases[c].mask_soft};
-            ms_sink *s;
-            assert_int_equal(ms_sink_open_opts(&o, &s), MS_OK);
             ref_writer r = {cases[c].fmt, cases[c].value, cases[c].mask_soft, "", 0};
             char *want = NULL;
             size_t want_len = 0;
@@ -314,27 +316,49 @@ static void test_text_bytes_match_printf(void **state)
                                                 : "track type=bedGraph name=\"mamba-stream logp\"\n",
                   ref);
             uint64_t rng = 42 + c;
-            for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
-                random_scores(sc, calls[i].n, calls[i].start, &rng);
+            int np = 0, ns = 0;
+            for (int i = 0; i < N_CALLS; i++) {
+                sc[i] = malloc(sizeof(ms_score) * (size_t)calls[i].n);
+                assert_non_null(sc[i]);
+                random_scores(sc[i], calls[i].n, calls[i].start, &rng);
                 for (int j = 0; j < calls[i].n; j++) /* a gap inside a call */
-                    if (j >= calls[i].n / 2) sc[j].pos += 7;
-                assert_int_equal(ms_sink_write(s, calls[i].chrom, sc, calls[i].n), MS_OK);
-                ref_write(&r, ref, calls[i].chrom, sc, calls[i].n);
+                    if (j >= calls[i].n / 2) sc[i][j].pos += 7;
+                ref_write(&r, ref, calls[i].chrom, sc[i], calls[i].n);
+                if (i == 2) parts[np++] = (ms_sink_part){"chrEmpty", sc[i], 0};
+                parts[np++] = (ms_sink_part){calls[i].chrom, sc[i], calls[i].n};
+                for (int j = 0; j < calls[i].n; j += 37)
+                    small[ns++] = (ms_sink_part){calls[i].chrom, sc[i] + j,
+                                                 calls[i].n - j < 37 ? calls[i].n - j : 37};
             }
-            assert_int_equal(ms_sink_close(s, 1), MS_OK);
             fclose(ref);
-            char *got = slurp(path);
-            if (strlen(got) != want_len || memcmp(got, want, want_len) != 0) {
-                size_t k = 0;
-                while (got[k] && got[k] == want[k]) k++;
-                fail_msg("case %zu, %d threads: differs at byte %zu: got \"%.40s\", want \"%.40s\"",
-                         c, threads, k, got + (k > 20 ? k - 20 : 0), want + (k > 20 ? k - 20 : 0));
+            for (int via = 0; via < N_VIA; via++) {
+                char path[4200];
+                snprintf(path, sizeof path, "%s/out%zu_%d_%d", dir, c, threads, via);
+                ms_sink_opts o = {path, cases[c].fmt, cases[c].value, NULL, cases[c].mask_soft};
+                ms_sink *s;
+                assert_int_equal(ms_sink_open_opts(&o, &s), MS_OK);
+                if (via == VIA_WRITE)
+                    for (int i = 0; i < N_CALLS; i++)
+                        assert_int_equal(ms_sink_write(s, calls[i].chrom, sc[i], calls[i].n), MS_OK);
+                else if (via == VIA_PARTS)
+                    assert_int_equal(ms_sink_write_parts(s, parts, np), MS_OK);
+                else
+                    assert_int_equal(ms_sink_write_parts(s, small, ns), MS_OK);
+                assert_int_equal(ms_sink_close(s, 1), MS_OK);
+                char *got = slurp(path);
+                if (strlen(got) != want_len || memcmp(got, want, want_len) != 0) {
+                    size_t k = 0;
+                    while (got[k] && got[k] == want[k]) k++;
+                    fail_msg("case %zu, %d threads, path %d: differs at byte %zu: got \"%.40s\", "
+                             "want \"%.40s\"", c, threads, via, k, got + (k > 20 ? k - 20 : 0),
+                             want + (k > 20 ? k - 20 : 0));
+                }
+                free(got);
             }
-            free(got);
             free(want);
+            for (int i = 0; i < N_CALLS; i++) free(sc[i]);
         }
     }
-    free(sc);
 }
 
 static void test_close_failed_leaves_nothing(void **state)
