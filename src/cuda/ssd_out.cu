@@ -28,8 +28,11 @@
 // Tried first: the state output (C hin^T) in this kernel too, on mma.sync with fragments
 // from global memory: 328 us per layer, against cuBLAS's 54 us for that product (wgmma,
 // large tiles) plus 99 + 98 + 97 for the stages this kernel replaces.
-// x rows past the segment's end are read (the caller keeps them finite: cuda_ops.h) and
-// meet zeros of m; rows t >= n are not stored.
+// x rows past the segment's end, up to the next multiple of 16, are read (the caller keeps
+// them finite: cuda_ops.h) and meet zeros of m; rows t >= n are not stored, and 16-row
+// tiles that start at or past n are skipped whole (a call's L fits its longest chunk:
+// reads of 100-151 bases take L = 160, and a read of 100 left 3 of its 10 tiles, 49% of
+// the k steps, for nothing).
 // Needs a 16-bit type, P in {16, 32, 64}, L % 16 == 0 and L <= 256, E and ldx multiples of
 // 8 (16-byte rows of x); ms_cu_ssd_out_ok says so from the shapes.
 #include <stdint.h>
@@ -104,7 +107,10 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
         colw[i] = ms_exp_nonpos(a.cum[qh * L + (i | 15)] - c) * d;
     }
     const T *x = (const T *)a.x + (size_t)t0 * a.ldx + (size_t)h * P;
-    for (int i = threadIdx.x; i < L * (P / 8); i += blockDim.x) {
+    /* tiles at or past the segment's end (mt * 16 >= n: a read shorter than the call's L)
+     * store nothing and are skipped, so x's rows past ceil16(n) are never read */
+    const int live_rows = min(L, (n + 15) & ~15);
+    for (int i = threadIdx.x; i < live_rows * (P / 8); i += blockDim.x) {
         const int r = i / (P / 8), c8 = (i % (P / 8)) * 8;
         if (STAGE)
             cp_async16(xs + r * XLD + c8, x + (size_t)r * a.ldx + c8);
@@ -114,23 +120,30 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
     }
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
-    const int nmt = L / 16;
+    /* the 16-row tiles that hold rows t < n: warp w takes tiles w and nlive - 1 - w, so
+     * the k steps stay balanced across warps when a chunk is shorter than L (a block is
+     * as slow as its slowest warp). ncu, H200, a layer's call of 512 reads of 100-151
+     * bases (bundled model, L 160): 180 us with every tile, 159 skipping the tiles past
+     * n, 152-153 with them rebalanced. Warps w >= ceil(nlive / 2) have no tile */
+    const int nmt = L / 16, nlive = min(nmt, (n + 15) >> 4);
+    const bool idle = warp >= (nlive + 1) / 2;
     const float *cbq = a.cb + ((size_t)q * a.G + g) * L * L + 2 * tq;
     /* staged: pass 0's tile rows at cbw0 (row stride cbld0), pass 1's at cbw1 (cbld1);
      * three cp.async groups in all (x's tile, pass 0's rows, pass 1's) */
     float *const cbw0 = reinterpret_cast<float *>(xs + L * XLD) + warp * cb_stage_floats(nmt);
-    const int cbld0 = (warp + 1) * 16 + 8, cbld1 = (nmt - warp) * 16 + 8;
+    const int cbld0 = (warp + 1) * 16 + 8, cbld1 = (nlive - warp) * 16 + 8;
     float *const cbw1 = cbw0 + 16 * cbld0;
     if (STAGE) {
         cp_async_commit();
 #pragma unroll
         for (int p = 0; p < 2; p++) {
-            const int mt = p ? nmt - 1 - warp : warp, w4 = (mt + 1) * 4; /* 16-byte pieces a row */
+            const int mt = p ? nlive - 1 - warp : warp, w4 = (mt + 1) * 4; /* 16-byte pieces a row */
             const float *src = cbq - 2 * tq + (size_t)mt * 16 * L;
             float *dst = p ? cbw1 : cbw0;
             const int ld = p ? cbld1 : cbld0;
             /* an odd tile count: the middle tile is pass 0's only (its group stays, empty) */
-            for (int i = lane; i < (p && mt == warp ? 0 : 16 * w4); i += 32) {
+            const int rows = idle || (p && mt <= warp) ? 0 : 16;
+            for (int i = lane; i < rows * w4; i += 32) {
                 const int r = i / w4, c4 = (i - r * w4) * 4;
                 cp_async16(dst + r * ld + c4, src + (size_t)r * L + c4);
             }
@@ -144,8 +157,8 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
     /* ldmatrix: lane's row within the 16-row k step, its column offset within a pair of n-tiles */
     const int lrow = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 8;
     for (int pass = 0; pass < 2; pass++) {
-        const int mt = pass ? nmt - 1 - warp : warp;
-        if (pass && mt == warp) break; /* an odd tile count: the middle tile once */
+        const int mt = pass ? nlive - 1 - warp : warp;
+        if (pass && mt <= warp) break; /* an odd tile count: the middle tile once */
         const int ra = mt * 16 + gid, rb = ra + 8;
         float acc[NT][4];
 #pragma unroll
@@ -158,15 +171,15 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
 #pragma unroll
         for (int j = 0; j < NT; j++) {
             const int col = j * 8 + 2 * tq;
-            ysa[j] = ys && ra < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)ra * a.E + col) : 0u;
-            ysb[j] = ys && rb < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)rb * a.E + col) : 0u;
+            ysa[j] = ys && !idle && ra < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)ra * a.E + col) : 0u;
+            ysb[j] = ys && !idle && rb < n ? *reinterpret_cast<const uint32_t *>(ys + (size_t)rb * a.E + col) : 0u;
         }
         /* cb's pairs two steps ahead: c for this step, c2 for the next (staged: c read from
          * shared memory at each step, from the tile's rows sa / sb) */
         float2 c[4], c2[4];
         const int sld = pass ? cbld1 : cbld0;
         const float *sa = (pass ? cbw1 : cbw0) + gid * sld + 2 * tq, *sb = sa + 8 * sld;
-        if (!STAGE) {
+        if (!STAGE && !idle) {
             cb_frag(c, ma, mb, 0);
             if (mt > 0) cb_frag(c2, ma, mb, 16);
         }
@@ -178,6 +191,7 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
         }
         if (!pass) __syncthreads(); /* cum, dts, colw and x's tile staged */
         else if (STAGE) __syncwarp(); /* the warp's pass 1 rows */
+        if (idle) break; /* no tile: it only helped stage x's tile (one barrier for all) */
         const float cta = cum[ra], ctb = cum[rb];
         for (int s0 = 0; s0 <= mt * 16; s0 += 16) {
             const int s = s0 + 2 * tq;
