@@ -1,12 +1,12 @@
-/* test_cuda_gemm_few.c - gemm_few.cu's products of 2-32 tokens against a float64 product on
- * the host.
+/* test_cuda_gemm_few.c - gemm_few.cu's products of 2-32 tokens (and of up to 64 where W has
+ * at most 256 rows) against a float64 product on the host.
  *
  * Label gpu: exits 77 (skipped, with the reason on stderr) where cudaGetDeviceCount finds no
  * device. Inputs are multiples of 1/64 below 4 in magnitude, exact in bf16 and fp16, so
  * every product and every partial sum of float32 accumulation is exact: with float32 output
  * the result must equal the float64 one whatever the order of the sum (checked within 1e-6
  * of the sum of |terms|, far below any misplaced term's 1/4096); with 16-bit output within
- * half a unit in the last place of the type, plus that. Shapes cover one and two token
+ * half a unit in the last place of the type, plus that. Shapes cover one to four token
  * tiles with partial last tiles, eighths of n_in longer than the prefetch and eighths of
  * unequal length, row counts that are not multiples of 8, strides wider than the rows, beta
  * 0 and 1; rows past T and columns past n_out must be left untouched. Decode's in_proj with
@@ -57,7 +57,7 @@ static void check_one(const shape *sh, ms_cu_dtype dt, int out_f32, float beta, 
     assert_int_equal(cudaMemcpy(dW, W, sizeof(uint16_t) * (size_t)N * K, cudaMemcpyHostToDevice), cudaSuccess);
     assert_int_equal(cudaMemcpy(dx, x, sizeof(uint16_t) * (size_t)T * ldx, cudaMemcpyHostToDevice), cudaSuccess);
     assert_int_equal(cudaMemcpy(dout, ob, esz_o * n_o, cudaMemcpyHostToDevice), cudaSuccess);
-    assert_true(ms_cu_gemm_few_ok(dW, dx, ldx, T, K, dt));
+    assert_true(ms_cu_gemm_few_ok(dW, dx, ldx, T, K, N, dt));
     assert_int_equal(ms_cu_gemm_few(dout, out_f32, ldo, dx, ldx, dW, dt, T, K, N, beta, NULL, 0),
                      cudaSuccess);
     assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
@@ -115,6 +115,10 @@ static void test_products(void **st)
         {24, 2048, 40, 0, 0},   /* eighths of 8 steps: past the prefetch */
         {32, 64, 20000, 0, 0},  /* many rows */
         {31, 4096 + 96, 264, 0, 0}, /* eighths of 16 and 17 steps */
+        {64, 1536, 80, 0, 3},   /* x_proj of 64 streams: four token tiles */
+        {33, 768, 16, 8, 0},    /* the head of 33: a third tile of one token */
+        {48, 96, 256, 0, 0},    /* the widest W past 32 tokens: three tiles */
+        {57, 2048, 100, 0, 0},  /* a partial fourth tile, rows not a multiple of 8 */
     };
     double worst = 0;
     unsigned seed = 1;
@@ -216,14 +220,16 @@ static void test_refused(void **st)
     (void)st;
     void *p;
     assert_int_equal(cudaMalloc(&p, 1 << 20), cudaSuccess);
-    assert_true(ms_cu_gemm_few_ok(p, p, 64, 2, 64, MS_CU_BF16));
-    assert_false(ms_cu_gemm_few_ok(p, p, 64, 1, 64, MS_CU_BF16));   /* one token: gemv.cu */
-    assert_true(ms_cu_gemm_few_ok(p, p, 64, 32, 64, MS_CU_BF16));
-    assert_false(ms_cu_gemm_few_ok(p, p, 64, 33, 64, MS_CU_BF16));  /* past 32 tokens */
-    assert_false(ms_cu_gemm_few_ok(p, p, 48, 8, 48, MS_CU_BF16));   /* n_in % 32 */
-    assert_false(ms_cu_gemm_few_ok(p, p, 68, 8, 64, MS_CU_F16));    /* ldx % 8 */
-    assert_false(ms_cu_gemm_few_ok((char *)p + 2, p, 64, 8, 64, MS_CU_F16)); /* alignment */
-    assert_false(ms_cu_gemm_few_ok(p, p, 64, 8, 64, MS_CU_F32));    /* float32: cuBLAS */
+    assert_true(ms_cu_gemm_few_ok(p, p, 64, 2, 64, 512, MS_CU_BF16));
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 1, 64, 512, MS_CU_BF16));   /* one token: gemv.cu */
+    assert_true(ms_cu_gemm_few_ok(p, p, 64, 32, 64, 512, MS_CU_BF16));
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 33, 64, 512, MS_CU_BF16));  /* past 32 tokens */
+    assert_true(ms_cu_gemm_few_ok(p, p, 64, 64, 64, 256, MS_CU_BF16));   /* short W: 64 */
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 65, 64, 256, MS_CU_BF16));
+    assert_false(ms_cu_gemm_few_ok(p, p, 48, 8, 48, 64, MS_CU_BF16));    /* n_in % 32 */
+    assert_false(ms_cu_gemm_few_ok(p, p, 68, 8, 64, 64, MS_CU_F16));     /* ldx % 8 */
+    assert_false(ms_cu_gemm_few_ok((char *)p + 2, p, 64, 8, 64, 64, MS_CU_F16)); /* alignment */
+    assert_false(ms_cu_gemm_few_ok(p, p, 64, 8, 64, 64, MS_CU_F32));     /* float32: cuBLAS */
     assert_int_equal(ms_cu_gemm_few(p, 1, 64, p, 64, p, MS_CU_F32, 8, 64, 64, 0.f, NULL, 0),
                      cudaErrorInvalidValue);
     cudaFree(p);

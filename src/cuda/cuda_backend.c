@@ -761,13 +761,14 @@ static int cu_state_set(ms_ctx *ctx, ms_stream *s, const float *src)
 
 /* ------------------------------------------------------------------ forward */
 
-/* Whether gemm_typed takes this product of T tokens (2-32, 16-bit) to gemm_few.cu, which
- * can also run decode's conv step on in_proj's output (in_proj asks the same question). */
+/* Whether gemm_typed takes this product of T tokens (2-32, 16-bit; up to 64 for W of at
+ * most 256 rows: x_proj, the head) to gemm_few.cu, which can also run decode's conv step
+ * on in_proj's output for up to 32 (in_proj asks the same question). */
 static int takes_few(const cu_ctx *g, cudaDataType_t ot, const void *x, int ldx,
-                     const void *W, cudaDataType_t it, int T, int n_in)
+                     const void *W, cudaDataType_t it, int T, int n_in, int n_out)
 {
     return g->gemm_few && it == g->cdt && (ot == g->cdt || ot == CUDA_R_32F) &&
-           ms_cu_gemm_few_ok(W, x, ldx, T, n_in, g->dt);
+           ms_cu_gemm_few_ok(W, x, ldx, T, n_in, n_out, g->dt);
 }
 
 /* out[T][n_out] (ld ldo, type ot) = beta * out + x[T][n_in] (ld ldx) @ W[n_out][n_in]^T,
@@ -784,8 +785,9 @@ static int gemm_typed(cu_ctx *g, void *out, cudaDataType_t ot, int ldo, const vo
                what);
         return MS_OK;
     }
-    /* 2-32 tokens (decode of a few streams), 16-bit: ours, which reads its weights under PDL */
-    if (takes_few(g, ot, x, ldx, W, it, T, n_in)) {
+    /* 2-32 tokens (decode of a few streams; up to 64 for short W), 16-bit: ours, which reads
+     * its weights under PDL */
+    if (takes_few(g, ot, x, ldx, W, it, T, n_in, n_out)) {
         CU_TRY(ms_cu_gemm_few(out, ot == CUDA_R_32F, ldo, x, ldx, W, g->dt, T, n_in, n_out, beta,
                               NULL, g->stream),
                what);
@@ -920,8 +922,9 @@ static int in_proj(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch *bt, 
         .conv_lo = conv_lo, .conv_n = conv_n, .conv_k = c->d_conv, .conv_w = w->conv_w,
         .conv_b = w->conv_b, .bt = bt, .conv_off = layer_state_off(c, l), .xc = g->xc,
     };
-    *conv_done = conv_n > 0 && (fused_in || (!w->in_proj_b && takes_few(g, g->cdt, g->hs, D,
-                                                                         w->in_proj_w, g->cdt, T, D)));
+    *conv_done = conv_n > 0 && (fused_in || (!w->in_proj_b && T <= MS_CU_FEW_MAX_T &&
+                                             takes_few(g, g->cdt, g->hs, D, w->in_proj_w, g->cdt,
+                                                       T, D, ldp)));
     if (!fused_in && *conv_done) {
         CU_TRY(ms_cu_gemm_few(g->proj, 0, ldp, g->hs, D, w->in_proj_w, g->dt, T, D, ldp, 0.f, &cf,
                               g->stream),

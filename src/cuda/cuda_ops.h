@@ -223,12 +223,17 @@ cudaError_t ms_cu_gemv_fused(void *out, int out_f32, const void *x, const void *
                              ms_cu_dtype dt, int n_in, int n_out, float beta,
                              const ms_cu_gemv_fuse *f, cudaStream_t stream);
 
-/* Products of calls of 2-32 tokens in bf16 / fp16 on the tensor cores (gemm_few.cu):
+/* Products of calls of 2-32 tokens in bf16 / fp16 on the tensor cores (gemm_few.cu), and
+ * of up to MS_CU_FEW_WIDE_T tokens where W has at most MS_CU_FEW_WIDE_ROWS rows:
  * out[t][j] (ld ldo) = sum_k W[j][k] x[t][k] (x ld ldx) (+ beta out[t][j]), t < T; out
  * float32 when out_f32, else dtype. ms_cu_gemm_few_ok says whether the call suits it.
- * conv (or NULL): of its members only the conv step's, for decode (bt: T chunks of one
- * token, token t stream t's; out in dtype): xc [T][conv_n]. */
-int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in, ms_cu_dtype dt);
+ * conv (or NULL): of its members only the conv step's, for decode (bt: T <= 32 chunks of
+ * one token, token t stream t's; out in dtype): xc [T][conv_n]. */
+#define MS_CU_FEW_MAX_T 32
+#define MS_CU_FEW_WIDE_T 64
+#define MS_CU_FEW_WIDE_ROWS 256
+int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in, int n_out,
+                      ms_cu_dtype dt);
 cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int ldx,
                            const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
                            float beta, const ms_cu_gemv_fuse *conv, cudaStream_t stream);

@@ -1,6 +1,7 @@
-// gemm_few.cu - the products of calls of 2-32 tokens (decode of a few streams), 16-bit
-// weights and activations on the tensor cores:
-//   out[t][j] = sum_k W[j][k] x[t][k] (+ beta out[t][j]),   t < T <= 32, j < n_out,
+// gemm_few.cu - the products of calls of 2-32 tokens (decode of a few streams), and of up
+// to 64 for W of at most 256 rows (x_proj, the head), 16-bit weights and activations on the
+// tensor cores:
+//   out[t][j] = sum_k W[j][k] x[t][k] (+ beta out[t][j]),   t < T <= 32 (64), j < n_out,
 // W [n_out][n_in] row-major (a weight), x [T][ldx], out [T][ldo] float32 or the activation
 // type, float32 accumulation (mma.sync m16n8k16: the tokens are mma's M, W's rows its N).
 // Why not cuBLAS: its small-N kernels take 4-6 us per product of a decode step (ncu, H200)
@@ -15,6 +16,12 @@
 // traffic outgrows W's: Mamba-1 batch 64 0.774 -> 0.952 in the first form (tokens cut over
 // blocks instead, re-reading W: 0.93); with the final epilogue Mamba-1 batch 48 0.722 ->
 // 0.672 and 64 0.772 -> 0.777, but Mamba-2 batch 48 0.958 -> 1.03 and 64 1.12 -> 1.24.
+// A W of few rows has few blocks, so x's traffic stays small: 33-64 tokens come here when
+// n_out <= MS_CU_FEW_WIDE_ROWS (cuBLAS took 5.7 us for Mamba-1's x_proj at 64, 16 blocks).
+// H200, ms per decode step, MS_CUDA_GEMM_FEW=0 / on, two runs: Mamba-1 batch 33 0.720-0.726
+// / 0.631-0.637, 48 0.783-0.784 / 0.690-0.691, 64 0.797-0.798 / 0.763-0.767 (there dt_proj
+// is a cuBLAS product too: its n_in of 48 is not a multiple of 32); Mamba-2 (the head
+// only) 1.13 / 1.12 at 64.
 //
 // Fragments straight from global memory, no shared-memory staging: lane (g, q) = (lane / 4,
 // lane % 4) loads 16 bytes, elements k0 + 8q .. k0 + 8q + 7, of W row j0 + g and of x rows
@@ -42,7 +49,6 @@
 /* 16-byte weight loads per lane before the PDL wait: a warp's whole eighth for n_in up to
  * FEW_PRE x 32 x 8 = 1536 (longer rows read the rest after) */
 #define FEW_PRE 6
-#define FEW_MAX_T 32
 
 /* a weight's 16 bytes, through the read-only path */
 __device__ __forceinline__ uint4 ld16(const void *p)
@@ -126,6 +132,20 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
 #pragma unroll
         for (int c = 0; c < 4; c++) red[(part * MT * 4 + m * 4 + c) * 32 + lane] = acc[m][c];
     __syncthreads();
+    if (MT > 2) { /* 33-64 tokens (no conv step): MT x 128 outputs, two a thread */
+#pragma unroll
+        for (int e = threadIdx.x; e < MT * 128; e += 256) {
+            int t2, j2;
+            few_out(e, jt, t2, j2);
+            if (t2 >= nt_tok || j2 >= n_out) continue;
+            float v = 0.f;
+            for (int p = 0; p < 8; p++) v += red[p * MT * 128 + e]; /* a fixed order */
+            O *o = out + (size_t)t2 * ldo + j2;
+            if (beta != 0.f) v += beta * ms_ld(o);
+            ms_st(o, v);
+        }
+        return;
+    }
     if (threadIdx.x >= MT * 128 || te >= nt_tok || je >= n_out) return;
     float v = 0.f;
     for (int p = 0; p < 8; p++) v += red[p * MT * 128 + threadIdx.x]; /* a fixed order */
@@ -137,9 +157,10 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
 }
 
 extern "C" int ms_cu_gemm_few_ok(const void *W, const void *x, int ldx, int T, int n_in,
-                                 ms_cu_dtype dt)
+                                 int n_out, ms_cu_dtype dt)
 {
-    return (dt == MS_CU_BF16 || dt == MS_CU_F16) && T >= 2 && T <= FEW_MAX_T && n_in > 0 &&
+    const int t_max = n_out <= MS_CU_FEW_WIDE_ROWS ? MS_CU_FEW_WIDE_T : MS_CU_FEW_MAX_T;
+    return (dt == MS_CU_BF16 || dt == MS_CU_F16) && T >= 2 && T <= t_max && n_in > 0 &&
            n_in % 32 == 0 && ldx % 8 == 0 && (uintptr_t)W % 16 == 0 && (uintptr_t)x % 16 == 0;
 }
 
@@ -149,12 +170,13 @@ extern "C" cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const voi
                                       cudaStream_t stream)
 {
     if (n_out <= 0) return cudaSuccess;
-    if (!ms_cu_gemm_few_ok(W, x, ldx, T, n_in, dt)) return cudaErrorInvalidValue;
+    if (!ms_cu_gemm_few_ok(W, x, ldx, T, n_in, n_out, dt)) return cudaErrorInvalidValue;
     /* of a fusion, only the conv step: one token per stream, the output in dtype */
     ms_cu_gemv_fuse f = {0};
     float *const *state = NULL;
     if (conv && conv->conv_n) {
         if (conv->resid || conv->gz || conv->bias || !conv->bt || conv->bt->n_chunks != T ||
+            T > MS_CU_FEW_MAX_T ||
             out_f32 || conv->conv_k < 1 || conv->conv_k > MS_CONV_KMAX)
             return cudaErrorInvalidValue;
         f = *conv; /* the kernel takes it by value; of bt only the state pointers */
@@ -166,7 +188,7 @@ extern "C" cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const voi
     if (mt == M)                                                                           \
         return ms_launch(gemm_few_kernel<X, O, M>, grid, 256, 0, stream, (O *)out, ldo,     \
                          (const X *)x, ldx, (const X *)W, n_in, n_out, T, beta, f, state);
-#define FEW_ALL(X, O) FEW(X, O, 1) FEW(X, O, 2)
+#define FEW_ALL(X, O) FEW(X, O, 1) FEW(X, O, 2) FEW(X, O, 3) FEW(X, O, 4)
     if (dt == MS_CU_BF16) {
         if (out_f32) { FEW_ALL(__nv_bfloat16, float) }
         else { FEW_ALL(__nv_bfloat16, __nv_bfloat16) }
