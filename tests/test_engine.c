@@ -205,7 +205,28 @@ static void test_bad_calls(void **st)
     assert_int_equal(ms_forward(ctx, &c, 1, lg, NULL), MS_ERR_ARG);
     ms_chunk two[2] = {{s, many, 1}, {s, many, 1}};
     assert_int_equal(ms_forward(ctx, two, 2, lg, NULL), MS_ERR_ARG);
+    assert_non_null(strstr(tu_log_text(), "chunks 0 and 1 share a stream"));
     assert_int_equal(ms_stream_pos(s), 0); /* refused calls consume nothing */
+    /* a refused call's marks do not refuse the next one; a repeat after another stream
+     * is named by its first chunk */
+    ms_stream *s2;
+    assert_int_equal(ms_stream_new(ctx, &s2), MS_OK);
+    ms_chunk pair[2] = {{s2, many, 1}, {s, many, 1}};
+    assert_int_equal(ms_forward(ctx, pair, 2, lg, NULL), MS_OK);
+    assert_int_equal(ms_stream_pos(s), 1);
+    cp.max_streams = 3;
+    ms_ctx *ctx3;
+    assert_int_equal(ms_ctx_new(f.model, &cp, &ctx3), MS_OK);
+    ms_stream *a, *b;
+    assert_int_equal(ms_stream_new(ctx3, &a), MS_OK);
+    assert_int_equal(ms_stream_new(ctx3, &b), MS_OK);
+    ms_chunk three[3] = {{a, many, 1}, {b, many, 1}, {a, many, 1}};
+    assert_int_equal(ms_forward(ctx3, three, 3, lg, NULL), MS_ERR_ARG);
+    assert_non_null(strstr(tu_log_text(), "chunks 0 and 2 share a stream"));
+    ms_stream_free(a);
+    ms_stream_free(b);
+    ms_ctx_free(ctx3);
+    ms_stream_free(s2);
     cp.device = MS_DEVICE_CUDA;
     ms_ctx *cuda = NULL;
     int rc = ms_ctx_new(f.model, &cp, &cuda);

@@ -16,6 +16,7 @@ struct ms_ctx {
     ms_ctx_params params;
     const ms_backend_ops *ops;
     void *impl;                 /* backend scratch, sized by params.max_tokens/max_streams */
+    uint64_t calls;             /* forward calls validated (ms_stream.call_mark) */
 };
 
 struct ms_stream {
@@ -25,6 +26,8 @@ struct ms_stream {
     int fresh;                  /* backend-owned (CUDA): the state is to be read as zeros,
                                  * whatever its memory holds (a reset that has not yet
                                  * touched the device); 0 once a forward has written it */
+    uint64_t call_mark;         /* the ctx->calls of the last call that named this stream:
+                                 * a second chunk of one call on it is refused, in O(1) */
 };
 
 struct ms_backend_ops {

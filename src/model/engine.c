@@ -134,17 +134,20 @@ int ms_forward_cols(ms_ctx *ctx, const ms_chunk *chunks, int n_chunks, const int
         return MS_ERR_ARG;
     }
     long total = 0;
+    const uint64_t mark = ++ctx->calls; /* streams named so far in this call carry it */
     for (int i = 0; i < n_chunks; i++) {
         const ms_chunk *c = &chunks[i];
         if (!c->stream || c->stream->ctx != ctx || c->n_tokens < 1) {
             ms_error("ms_forward: chunk %d has no stream of this context or no tokens", i);
             return MS_ERR_ARG;
         }
-        for (int j = 0; j < i; j++)
-            if (chunks[j].stream == c->stream) {
-                ms_error("ms_forward: chunks %d and %d share a stream", j, i);
-                return MS_ERR_ARG;
-            }
+        if (c->stream->call_mark == mark) { /* O(1); pairs cost 1.3 M compares for 1,600 reads */
+            int j = 0;
+            while (chunks[j].stream != c->stream) j++;
+            ms_error("ms_forward: chunks %d and %d share a stream", j, i);
+            return MS_ERR_ARG;
+        }
+        c->stream->call_mark = mark;
         if (!c->tokens == !c->features) {
             ms_error("ms_forward: chunk %d must carry either tokens or features", i);
             return MS_ERR_ARG;
