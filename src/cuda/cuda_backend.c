@@ -187,8 +187,10 @@ static int seg_len_for(const ms_config *c)
 /* Mamba-1 decode calls of this many streams or more take dt_proj as a product and the wide
  * scan kernel (decode_m1.cu); fewer run the per-lane one, which fuses dt_proj. H200, the
  * reference model, ms per step per-lane / wide: batch 32 0.70 / 0.71, 64 0.79 / 0.78, 128
- * 0.99 / 0.92, 1024 4.33 / 2.90. */
-#define DEC_WIDE_MIN 64
+ * 0.99 / 0.92, 1024 4.33 / 2.90; since x_proj of 33-64 streams runs in gemm_few.cu (round
+ * 12, two runs each): 64 0.743-0.744 / 0.758, 96 0.923-0.926 / 0.850-0.856, 128 1.02 /
+ * 0.927-0.935. */
+#define DEC_WIDE_MIN 65
 
 /* Mamba-2 batches whose longest chunk is shorter than this take the recurrent scan (decode,
  * short pieces); longer ones the SSD form, whose cost per segment is set by L, not n. */
