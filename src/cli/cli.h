@@ -55,6 +55,15 @@ static inline int64_t ms_cli_call_tokens(int chunk, int batch)
 }
 int ms_cli_open_model(const ms_cli_common *c, int64_t max_tokens, int max_streams, ms_model **model,
                       ms_ctx **ctx);
+/* Chunks a ring between pipeline stages holds: two batches, so the reader and the sink work
+ * a batch ahead of and behind the forward call (the engine fills a whole batch before each
+ * call), at most hi, at least lo. */
+static inline size_t ms_cli_ring_chunks(int batch, size_t lo, size_t hi)
+{
+    size_t r = 2 * (size_t)batch;
+    if (r > hi) r = hi;
+    return r < lo ? lo : r;
+}
 /* Parse a positive integer option; -1 after printing "--name: ..." on failure. */
 int64_t ms_cli_parse_int(const char *opt, const char *s, int64_t min, int64_t max);
 /* Parse a number in [lo, hi] into *out: 0, or -1 after printing "--name: ..." on failure. */

@@ -340,8 +340,7 @@ int ms_cmd_reads(int argc, char **argv)
         goto done;
     ms_model_info info;
     if (ms_cli_dna_alphabet(model, o.common.model_dir, o.alphabet, &info) != 0) goto done;
-    size_t ring = 2 * (size_t)o.common.batch;
-    ring = ring < RING_CHUNKS ? RING_CHUNKS : ring > RING_MAX ? RING_MAX : ring;
+    const size_t ring = ms_cli_ring_chunks(o.common.batch, RING_CHUNKS, RING_MAX);
     in = ms_ring_new(ring);
     out = ms_ring_new(ring);
     if (!in || !out) goto done;

@@ -295,10 +295,10 @@ int ms_cmd_score(int argc, char **argv)
         goto done;
     ms_model_info info;
     if (ms_cli_dna_alphabet(model, o.common.model_dir, o.alphabet, &info) != 0) goto done;
-    size_t ring = 2 * (size_t)o.common.batch, cap = RING_POSITIONS / (size_t)o.common.chunk;
-    if (ring > cap) ring = cap;
-    if (ring > RING_MAX) ring = RING_MAX;
-    if (ring < RING_CHUNKS || o.emit) ring = RING_CHUNKS; /* hidden rows: d_model floats a base */
+    const size_t cap = RING_POSITIONS / (size_t)o.common.chunk;
+    const size_t ring = o.emit ? RING_CHUNKS /* hidden rows: d_model floats a base */
+                               : ms_cli_ring_chunks(o.common.batch, RING_CHUNKS,
+                                                    cap < RING_MAX ? cap : RING_MAX);
     in = ms_ring_new(ring);
     out = ms_ring_new(ring);
     if (!in || !out) goto done;

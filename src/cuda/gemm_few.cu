@@ -83,6 +83,20 @@ __device__ __forceinline__ void few_out(int e, int jt, int &t, int &j)
     j = jt + 2 * (lane & 3) + (c & 1);
 }
 
+/* Output e (token t, row j): the eight parts' sums in a fixed order (deterministic),
+ * + beta out, stored; returns the value as stored before rounding to O */
+template <int MT, typename O>
+__device__ __forceinline__ float few_store(O *out, int ldo, const float *red, int e, int t, int j,
+                                           float beta)
+{
+    float v = 0.f;
+    for (int p = 0; p < 8; p++) v += red[p * MT * 128 + e];
+    O *o = out + (size_t)t * ldo + j;
+    if (beta != 0.f) v += beta * ms_ld(o);
+    ms_st(o, v);
+    return v;
+}
+
 template <typename T, typename O, int MT>
 __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T *x, int ldx,
                                                        const T *__restrict__ W, int n_in,
@@ -137,21 +151,12 @@ __global__ void __launch_bounds__(256) gemm_few_kernel(O *out, int ldo, const T 
         for (int e = threadIdx.x; e < MT * 128; e += 256) {
             int t2, j2;
             few_out(e, jt, t2, j2);
-            if (t2 >= nt_tok || j2 >= n_out) continue;
-            float v = 0.f;
-            for (int p = 0; p < 8; p++) v += red[p * MT * 128 + e]; /* a fixed order */
-            O *o = out + (size_t)t2 * ldo + j2;
-            if (beta != 0.f) v += beta * ms_ld(o);
-            ms_st(o, v);
+            if (t2 < nt_tok && j2 < n_out) few_store<MT>(out, ldo, red, e, t2, j2, beta);
         }
         return;
     }
     if (threadIdx.x >= MT * 128 || te >= nt_tok || je >= n_out) return;
-    float v = 0.f;
-    for (int p = 0; p < 8; p++) v += red[p * MT * 128 + threadIdx.x]; /* a fixed order */
-    O *o = out + (size_t)te * ldo + je;
-    if (beta != 0.f) v += beta * ms_ld(o);
-    ms_st(o, v);
+    const float v = few_store<MT>(out, ldo, red, threadIdx.x, te, je, beta);
     if (conv) /* decode: token te is stream te's one token */
         ms_fused_conv_step(f, state[te], ch, ms_round<O>(v), (T *)f.xc + (size_t)te * f.conv_n);
 }

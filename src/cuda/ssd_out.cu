@@ -106,11 +106,14 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
         dts[i] = d;
         colw[i] = ms_exp_nonpos(a.cum[qh * L + (i | 15)] - c) * d;
     }
+    /* the 16-row tiles that hold rows t < n: warp w takes tiles w and nlive - 1 - w, so
+     * the k steps stay balanced across warps when a chunk is shorter than L (a block is
+     * as slow as its slowest warp). ncu, H200, a layer's call of 512 reads of 100-151
+     * bases (bundled model, L 160): 180 us with every tile, 159 skipping the tiles past
+     * n, 152-153 with them rebalanced. x's rows past the live tiles are never read. */
+    const int nmt = L / 16, nlive = min(nmt, (n + 15) >> 4);
     const T *x = (const T *)a.x + (size_t)t0 * a.ldx + (size_t)h * P;
-    /* tiles at or past the segment's end (mt * 16 >= n: a read shorter than the call's L)
-     * store nothing and are skipped, so x's rows past ceil16(n) are never read */
-    const int live_rows = min(L, (n + 15) & ~15);
-    for (int i = threadIdx.x; i < live_rows * (P / 8); i += blockDim.x) {
+    for (int i = threadIdx.x; i < nlive * 16 * (P / 8); i += blockDim.x) {
         const int r = i / (P / 8), c8 = (i % (P / 8)) * 8;
         if (STAGE)
             cp_async16(xs + r * XLD + c8, x + (size_t)r * a.ldx + c8);
@@ -120,13 +123,7 @@ __global__ void __launch_bounds__(SSD_OUT_LMAX) /* ceil(L / 32) warps, L <= 256 
     }
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tq = lane & 3;
-    /* the 16-row tiles that hold rows t < n: warp w takes tiles w and nlive - 1 - w, so
-     * the k steps stay balanced across warps when a chunk is shorter than L (a block is
-     * as slow as its slowest warp). ncu, H200, a layer's call of 512 reads of 100-151
-     * bases (bundled model, L 160): 180 us with every tile, 159 skipping the tiles past
-     * n, 152-153 with them rebalanced. Warps w >= ceil(nlive / 2) have no tile */
-    const int nmt = L / 16, nlive = min(nmt, (n + 15) >> 4);
-    const bool idle = warp >= (nlive + 1) / 2;
+    const bool idle = warp >= (nlive + 1) / 2; /* no tile of its own */
     const float *cbq = a.cb + ((size_t)q * a.G + g) * L * L + 2 * tq;
     /* staged: pass 0's tile rows at cbw0 (row stride cbld0), pass 1's at cbw1 (cbld1);
      * three cp.async groups in all (x's tile, pass 0's rows, pass 1's) */
