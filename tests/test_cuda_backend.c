@@ -1027,6 +1027,7 @@ static void test_fused_decode(void **st)
         {0, 37, 3, 11, 64, 3, 75, 3, 0, 0, 0, 1, 0},  /* d_state 64, odd widths, biases */
         {0, 40, 2, 16, 16, 4, 81, 3, 0, 0, 0, 0, 0},  /* d_state 16, odd d_inner */
         {0, 48, 2, 16, 16, 2, 96, 6, 0, 0, 0, 1, 1},  /* K 2 */
+        {0, 64, 3, 16, 64, 3, 192, 5, 0, 0, 0, 1, 0}, /* d_state 64, biases */
         {1, 64, 2, 16, 64, 4, 0, 0, 8, 16, 1, 0, 0},  /* Mamba-2: the fused conv step only */
         {1, 36, 2, 13, 128, 3, 0, 0, 6, 12, 3, 1, 0},
     };
@@ -1068,14 +1069,21 @@ static void test_fused_decode(void **st)
         whole_streams(gpu, ids, lens, DB, DL, V, ll);
         ms_ctx_free(gpu);
 
-        /* fused, graphs, and the streams from which Mamba-1 takes the wide scan kernel
-         * (2: every call here but the one-stream tail) */
-        const char *modes[][3] = {{"1", "1", "0"}, {"1", "0", "0"}, {"0", "1", "0"}, {"1", "1", "2"}};
-        for (int k = 0; k < 4; k++) {
-            if (sh->mamba2 && k == 3) break;
+        /* fused, graphs, the streams from which Mamba-1 takes the wide scan kernel (2:
+         * every call here but the one-stream tail), and the one-stream tail's whole step in
+         * one launch (decode_step_m1.cu: required where the widths fit it, 16-byte rows; off
+         * for the per-kernel path) */
+        const int step_fits = !sh->mamba2 && sh->d_model % 8 == 0 && sh->d_inner % 8 == 0;
+        const char *step_on = step_fits ? "require" : "1";
+        const char *modes[][4] = {{"1", "1", "0", step_on}, {"1", "0", "0", step_on},
+                                  {"0", "1", "0", "1"},     {"1", "1", "0", "0"},
+                                  {"1", "1", "2", step_on}};
+        for (int k = 0; k < 5; k++) {
+            if (sh->mamba2 && k >= 3) break;
             setenv("MS_CUDA_FUSED_DECODE", modes[k][0], 1);
             setenv("MS_CUDA_GRAPHS", modes[k][1], 1);
             setenv("MS_CUDA_DEC_WIDE", modes[k][2], 1);
+            setenv("MS_CUDA_STEP", modes[k][3], 1);
             gpu = gpu_ctx(m, cp.max_tokens, DB, MS_PREC_FP32);
             poison(lg, nl);
             decode_streams(gpu, ids, lens, DB, DL, V, lg, sg);
@@ -1083,9 +1091,9 @@ static void test_fused_decode(void **st)
             const double ec = worst_step_err(lg, lc, lens, DB, DL, V);
             const double el = worst_step_err(lg, ll, lens, DB, DL, V);
             const double es = tu_rel_err(sg, sc, ns * DB);
-            print_message("  %-30s fused %s graphs %s wide %s: worst step vs cpu %.2e, vs long "
-                          "chunk %.2e, states %.2e\n",
-                          desc, modes[k][0], modes[k][1], modes[k][2], ec, el, es);
+            print_message("  %-30s fused %s graphs %s wide %s step %s: worst step vs cpu %.2e, "
+                          "vs long chunk %.2e, states %.2e\n",
+                          desc, modes[k][0], modes[k][1], modes[k][2], modes[k][3], ec, el, es);
             if (ec > worst_cpu) worst_cpu = ec;
             if (el > worst_long) worst_long = el;
             if (es > worst_state) worst_state = es;
@@ -1095,8 +1103,10 @@ static void test_fused_decode(void **st)
         unsetenv("MS_CUDA_GRAPHS");
         unsetenv("MS_CUDA_DEC_WIDE");
         /* bf16, with gemm_few.cu's products of 2-6 streams (and in_proj's conv step fused
-         * into them) where n_in % 32 == 0, and with cuBLAS's: within test_bf16's bound */
+         * into them) where n_in % 32 == 0, and with cuBLAS's: within test_bf16's bound; the
+         * one-stream tail in one launch where it fits */
         const double bound = 4 * ldexp(1.0, -8) / sqrt(12.0) * sqrt(6.0 * sh->n_layer + 2);
+        setenv("MS_CUDA_STEP", step_on, 1);
         for (int k = 0; k < 2; k++) {
             setenv("MS_CUDA_GEMM_FEW", k ? "1" : "0", 1);
             gpu = gpu_ctx(m, cp.max_tokens, DB, MS_PREC_BF16);
@@ -1109,6 +1119,7 @@ static void test_fused_decode(void **st)
             assert_true(eb <= bound);
         }
         unsetenv("MS_CUDA_GEMM_FEW");
+        unsetenv("MS_CUDA_STEP");
         free(ids); free(lc); free(lg); free(ll); free(sc); free(sg);
         ms_model_free(m);
     }

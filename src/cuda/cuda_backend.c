@@ -122,6 +122,11 @@ typedef struct {
     int gemm_few;                    /* 16-bit products of 2-32 tokens through gemm_few.cu */
     int pdl;                         /* decode calls' kernels by programmatic dependent launch */
     int lazy_reset;                  /* resets mark streams fresh instead of zeroing them */
+    int step;                        /* Mamba-1 decode of one stream in one launch
+                                      * (decode_step_m1.cu): 0 off, 1 where it fits, 2 required */
+    ms_cu_step_layer *step_host;     /* [n_layer] its weight table, host copy (NULL: none) */
+    ms_cu_step_layer *step_dev;      /* the same in device memory */
+    unsigned *step_bar;              /* its barrier counters [2] */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -535,6 +540,31 @@ static int call_seg_len_for(const cu_ctx *g, const ms_config *c, const ms_chunk 
 
 static void cu_free(ms_ctx *ctx);
 
+/* The one-launch Mamba-1 decode step's weight table and barrier counters (decode_step_m1.cu),
+ * for token-input Mamba-1 models without FalconMamba's norms. */
+static int step_table(cu_ctx *g, const ms_config *c)
+{
+    if (!g->step || c->arch != MS_ARCH_MAMBA1 || c->falcon || g->d_input > 0) return MS_OK;
+    const size_t n = (size_t)c->n_layer;
+    if (!(g->step_host = calloc(n, sizeof *g->step_host))) return MS_ERR_NOMEM;
+    for (size_t l = 0; l < n; l++) {
+        const cu_layer *w = &g->layers[l];
+        g->step_host[l] = (ms_cu_step_layer){
+            .in_w = w->in_proj_w, .x_w = w->x_proj_w, .dt_w = w->dt_proj_w, .out_w = w->out_proj_w,
+            .norm_w = w->norm_w, .norm_b = w->norm_b, .in_b = w->in_proj_b, .conv_w = w->conv_w,
+            .conv_b = w->conv_b, .dt_b = w->dt_bias, .A = w->A, .Dv = w->D, .out_b = w->out_proj_b,
+        };
+    }
+    int rc;
+    if ((rc = dev_alloc(g, (void **)&g->step_dev, n * sizeof *g->step_dev)) ||
+        (rc = dev_alloc(g, (void **)&g->step_bar, 2 * sizeof(unsigned))))
+        return rc;
+    CU_TRY(cudaMemcpy(g->step_dev, g->step_host, n * sizeof *g->step_dev, cudaMemcpyHostToDevice),
+           "step table upload");
+    CU_TRY(cudaMemset(g->step_bar, 0, 2 * sizeof(unsigned)), "cudaMemset (step barrier)");
+    return MS_OK;
+}
+
 static int cu_init(ms_ctx *ctx)
 {
     const ms_config *c = &ctx->model->cfg;
@@ -591,6 +621,10 @@ static int cu_init(ms_ctx *ctx)
     g->gemm_few = !(fwenv && !strcmp(fwenv, "0"));
     const char *penv = getenv("MS_CUDA_PDL"); /* 0: decode kernels launched plainly (comparison) */
     g->pdl = !(penv && !strcmp(penv, "0")) && ms_cu_pdl_supported();
+    /* 0: one-stream Mamba-1 decode by separate kernels (comparison); require: fail a
+     * one-stream decode call that cannot take the one-launch step (tests) */
+    const char *senv = getenv("MS_CUDA_STEP");
+    g->step = senv && !strcmp(senv, "0") ? 0 : senv && !strcmp(senv, "require") ? 2 : 1;
     const char *renv = getenv("MS_CUDA_FRESH"); /* 0: a reset zeros the state at once (comparison) */
     g->lazy_reset = !(renv && !strcmp(renv, "0"));
     g->cap_tokens = p->max_tokens;
@@ -655,6 +689,7 @@ static int cu_init(ms_ctx *ctx)
         }
         return rc;
     }
+    if ((rc = step_table(g, c)) != MS_OK) return rc;
     g->weight_bytes = wb;
     g->peak_bytes = wb + g->scratch_bytes;
     BLAS_TRY(cublasSetWorkspace(g->blas, g->blas_ws, (size_t)32 << 20), "cublasSetWorkspace");
@@ -674,6 +709,7 @@ static void cu_free(ms_ctx *ctx)
     if (g->have_blas) cublasDestroy(g->blas);
     if (g->stream) cudaStreamDestroy(g->stream);
     free(g->layers);
+    free(g->step_host);
     free(g->plan);
     free(g);
     ctx->impl = NULL;
@@ -1194,6 +1230,37 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
 /* Enqueue one forward's device work: batch upload, input end (embedding gather, or the
  * features' product with frontend.proj), layers, head. Outputs stay on the device
  * (g->logits [T][n_out], g->hidden). Everything enqueued here may be captured. */
+/* A one-token call of one Mamba-1 stream as one launch (decode_step_m1.cu), where the
+ * table exists (step_table) and the shapes fit: *stepped 1 when it ran the layers (resid
+ * holds their output), 2 when the head too (head_whole: logits of every head row wanted). */
+static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int T,
+                       const int32_t *tokens_dev, int head_whole, int *stepped)
+{
+    *stepped = 0;
+    if (!g->step || !one_token(g, c, T, bt) || c->arch != MS_ARCH_MAMBA1) return MS_OK;
+    const int E = c->d_inner, N = c->d_state, R = c->dt_rank, D = c->d_model;
+    const ms_cu_step_m1 p = {
+        .layers = g->step_dev, .n_layer = c->n_layer, .D = D, .E = E, .N = N, .R = R,
+        .K = c->d_conv, .xs_n = ((D > E ? D : E) + 3) / 4 * 4, .xd_n = (R + 2 * N + 3) / 4 * 4,
+        .eps = c->norm_eps, .rms = c->rms_norm, .emb = g->emb, .tokens = tokens_dev,
+        .state = bt->state, .resid = g->resid, .xc = g->xc, .z = ACT(g->proj, E), .xdbl = g->xdbl,
+        .y = g->y, .head = g->head, .head_b = g->head_b, .norm_f_w = g->norm_f_w,
+        .norm_f_b = g->norm_f_b, .logits = g->logits, .n_out = head_whole ? g->n_out : 0,
+        .bar = g->step_bar,
+    };
+    if (!g->step_host || !tokens_dev || !ms_cu_step_m1_ok(&p, g->step_host, g->dt)) {
+        if (g->step == 2) {
+            ms_error("cuda backend: MS_CUDA_STEP=require, but this model's decode step does not "
+                     "fit the one-launch kernel");
+            return MS_ERR_BACKEND;
+        }
+        return MS_OK;
+    }
+    CU_TRY(ms_cu_decode_step_m1(&p, g->dt, g->stream), "decode step kernel");
+    *stepped = p.n_out > 0 ? 2 : 1;
+    return MS_OK;
+}
+
 static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_in, size_t nb,
                            const int32_t *tokens_dev, const float *feat_dev,
                            const int32_t *cols_dev, int T, int use_ssd, int has_cols, int n_cols,
@@ -1209,10 +1276,18 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
         CU_TRY(ms_cu_ssd_ptrs(&a, g->dt, &bt, g->ssd_ptrs, g->stream), "ssd pointer kernel");
     }
 
+    /* one stream's Mamba-1 decode step in one launch, the head too where it can */
+    const int head_whole = want_logits && !want_hidden && !has_cols;
+    int stepped = 0;
+    if ((rc = step_kernel(g, c, &bt, T, tokens_dev, head_whole, &stepped))) return rc;
+    if (stepped == 2) return MS_OK;
+
     /* the bias of the previous product into resid (out_proj, or frontend.proj), added by the
      * next norm */
     const float *pending_bias = NULL;
-    if (feat_dev) { /* resid [T][D] = features [T][F] @ frontend.proj [D][F]^T, float32 */
+    if (stepped) {
+        /* resid is the last layer's output, its bias added */
+    } else if (feat_dev) { /* resid [T][D] = features [T][F] @ frontend.proj [D][F]^T, float32 */
         if ((rc = gemm_typed(g, g->resid, CUDA_R_32F, D, feat_dev, g->d_input, g->feat_w,
                              CUDA_R_32F, T, g->d_input, D, 0.f, "frontend.proj")))
             return rc;
@@ -1220,7 +1295,7 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
     } else {
         CU_TRY(ms_cu_embed(g->resid, g->emb, tokens_dev, T, D, g->stream), "embedding kernel");
     }
-    for (int l = 0; l < c->n_layer; l++) {
+    for (int l = 0; l < (stepped ? 0 : c->n_layer); l++) {
         const cu_layer *w = &g->layers[l];
         const int fused_in = norm_in_proj(g, c, w, T, &bt);
         if (!fused_in)
@@ -1235,7 +1310,7 @@ static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_
         if (rc) return rc;
     }
     /* one token, logits of the whole head: the final norm in the head's kernel */
-    if (want_logits && !want_hidden && !has_cols && one_token(g, c, T, &bt) &&
+    if (head_whole && one_token(g, c, T, &bt) &&
         ms_cu_gemv_ok(g->head, NULL, T, D, g->esz)) {
         if ((rc = resid_bias(g, c, pending_bias, T))) return rc;
         const ms_cu_gemv_fuse f = {.resid = g->resid, .norm_w = g->norm_f_w, .norm_b = g->norm_f_b,

@@ -238,6 +238,38 @@ cudaError_t ms_cu_gemm_few(void *out, int out_f32, int ldo, const void *x, int l
                            const void *W, ms_cu_dtype dt, int T, int n_in, int n_out,
                            float beta, const ms_cu_gemv_fuse *conv, cudaStream_t stream);
 
+/* A whole Mamba-1 decode step of one stream in one launch (decode_step_m1.cu): one-token
+ * calls of one stream, token input, no FalconMamba norms. Per layer its weights as uploaded
+ * (act: the activation dtype). */
+typedef struct {
+    const void *in_w, *x_w, *dt_w, *out_w;       /* [2E][D], [R + 2N][E], [E][R], [D][E] act */
+    const float *norm_w, *norm_b, *in_b;         /* [D], [D] or NULL, [2E] or NULL */
+    const float *conv_w, *conv_b;                /* [E][K], [E] or NULL */
+    const float *dt_b, *A, *Dv, *out_b;          /* [E] or NULL, [E][N] = -exp(A_log), [E], [D] or NULL */
+} ms_cu_step_layer;
+typedef struct {
+    const ms_cu_step_layer *layers;              /* device [n_layer] */
+    int n_layer, D, E, N, R, K;
+    int xs_n, xd_n;                              /* staging floats: >= max(D, E), >= R + 2N */
+    float eps;
+    int rms;                                     /* RMSNorm, else LayerNorm (norm_b) */
+    const float *emb;                            /* [n_vocab][D] */
+    const int32_t *tokens;                       /* [1], device */
+    float *const *state;                         /* the batch's state pointers (device), [0] */
+    float *resid;                                /* [D]: the residual stream after the step */
+    void *xc, *z, *xdbl, *y;                     /* scratch act [E], [E], [R + 2N], [E] */
+    /* n_out > 0: logits [n_out] = head(norm_f(resid)) (+ head_b); else resid is left for the
+     * caller's final norm */
+    const void *head;
+    const float *head_b, *norm_f_w, *norm_f_b;
+    float *logits;
+    int n_out;
+    unsigned *bar;                               /* 2 counters, zero between launches */
+} ms_cu_step_m1;
+/* whether the shapes, alignment and device take it (host_layers: the host copy of layers) */
+int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *host_layers, ms_cu_dtype dt);
+cudaError_t ms_cu_decode_step_m1(const ms_cu_step_m1 *p, ms_cu_dtype dt, cudaStream_t stream);
+
 /* dst[i][:] = src[rows[i]][:] for i < n (dtype, rows of D). */
 cudaError_t ms_cu_gather_rows(void *dst, const void *src, ms_cu_dtype dt, const int32_t *rows,
                               int n, int D, cudaStream_t stream);

@@ -25,7 +25,7 @@
 //   N <= 16 states, d from dt_proj's output (see the kernel).
 // Same arithmetic as conv1d_silu.cu + selective_scan.cu's scan for one token (up to the
 // order of the dt_proj sum), so the result equals the chunk path within float32 rounding.
-#include "cuda_dtype.cuh"
+#include "decode_m1.cuh"
 
 /* One thread per channel (ms_conv_step on its own state row, in place). */
 template <typename T>
@@ -40,47 +40,6 @@ __global__ void __launch_bounds__(128) decode_conv_kernel(
     float *st = bt.state[i] + conv_off + (size_t)c * (K - 1);
     const float in = ms_ld(x + (size_t)t * ldx + c);
     ms_st(xc + (size_t)t * ldo + c, ms_conv_step(st, w + (size_t)c * K, b ? b[c] : 0.f, in, K));
-}
-
-/* The mask of this thread's LPC-lane group (LPC a power of two <= 32). */
-template <int LPC>
-__device__ __forceinline__ unsigned lane_mask()
-{
-    return LPC == 32 ? 0xffffffffu : ((1u << LPC) - 1u) << ((threadIdx.x & 31) & ~(LPC - 1));
-}
-
-/* dt_proj weights per lane read before the PDL wait (decode_dt_pre): dt_rank up to
- * DT_PRE LPC (64 for d_state 16), the rest read in decode_dt */
-#define DT_PRE 16
-
-/* The lane's first DT_PRE weights of dt_proj row c: wd[i] = Wdt[c][lane + i LPC]. */
-template <typename T, int LPC>
-__device__ __forceinline__ void decode_dt_pre(const T *Wdt, int c, int lane, int R, float *wd)
-{
-#pragma unroll
-    for (int i = 0; i < DT_PRE; i++)
-        wd[i] = lane + i * LPC < R ? ms_ld(Wdt + (size_t)c * R + lane + i * LPC) : 0.f;
-}
-
-/* Channel c's d = softplus(dt_proj row c . dt_in + bias): the dot split over the LPC lanes
- * (a shuffle sum within the group), rounded to the activation type as the chunk path
- * stores dt_proj's output. dt_in is sr[0, R) in shared memory; wd from decode_dt_pre. */
-template <typename T, int LPC>
-__device__ __forceinline__ float decode_dt(const T *Wdt, const float *dt_bias, const float *sr,
-                                           int c, int lane, int R, unsigned gmask, const float *wd)
-{
-    float d = 0.f;
-#pragma unroll
-    for (int i = 0; i < DT_PRE; i++)
-        if (lane + i * LPC < R) d += wd[i] * sr[lane + i * LPC];
-    for (int r = lane + DT_PRE * LPC; r < R; r += LPC) d += ms_ld(Wdt + (size_t)c * R + r) * sr[r];
-#pragma unroll
-    for (int o = LPC / 2; o > 0; o >>= 1) d += __shfl_xor_sync(gmask, d, o, LPC);
-    T dv;
-    ms_st(&dv, d);
-    d = ms_ld(&dv);
-    if (dt_bias) d += dt_bias[c];
-    return ms_softplus_f(d);
 }
 
 template <typename T, int LPC, int NPER>
@@ -122,19 +81,6 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
         yv *= ms_silu_f(ms_ld(xz + (size_t)t * ldp + E + c));
         ms_st(y + (size_t)t * E + c, yv);
     }
-}
-
-/* Four states of one channel one token on, as the chunk path's scan steps them:
- * h = exp(d A) h + (d x) B, A its four entries of -exp(A_log); returns sum h C over them. */
-__device__ __forceinline__ float ssm_step4(float4 &h, float4 a, float d, float dx, const float *B,
-                                           const float *C)
-{
-    const float L2E = 1.4426950408889634f;
-    h.x = exp2f(d * (a.x * L2E)) * h.x + dx * B[0];
-    h.y = exp2f(d * (a.y * L2E)) * h.y + dx * B[1];
-    h.z = exp2f(d * (a.z * L2E)) * h.z + dx * B[2];
-    h.w = exp2f(d * (a.w * L2E)) * h.w + dx * B[3];
-    return fmaf(h.x, C[0], h.y * C[1]) + fmaf(h.z, C[2], h.w * C[3]);
 }
 
 /* The same with 4 states per float4: LPC lanes per channel, lane l holding the float4s
