@@ -1247,6 +1247,8 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
         .y = g->y, .head = g->head, .head_b = g->head_b, .norm_f_w = g->norm_f_w,
         .norm_f_b = g->norm_f_b, .logits = g->logits, .n_out = head_whole ? g->n_out : 0,
         .bar = g->step_bar,
+        .mode = getenv("MS_CUDA_STEP_MODE") ? atoi(getenv("MS_CUDA_STEP_MODE")) : 0,
+        .lt_bytes = (int)((c->n_layer * sizeof(ms_cu_step_layer) + 15) / 16 * 16),
     };
     if (!g->step_host || !tokens_dev || !ms_cu_step_m1_ok(&p, g->step_host, g->dt)) {
         if (g->step == 2) {
@@ -1256,7 +1258,51 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
         }
         return MS_OK;
     }
-    CU_TRY(ms_cu_decode_step_m1(&p, g->dt, g->stream), "decode step kernel");
+    static unsigned long long *prof_d; static int prof_n;
+    ms_cu_step_m1 pp = p;
+    if (getenv("MS_CUDA_STEP_PROFILE") && !g->use_graphs) {
+        if (!prof_d) cudaMalloc((void **)&prof_d, 132 * 512 * 8 * 2 + 132 * 64 * 16 * 8);
+        pp.prof = prof_d;
+    }
+    CU_TRY(ms_cu_decode_step_m1(&pp, g->dt, g->stream), "decode step kernel");
+    if (pp.prof && ++prof_n == 50) {
+        static unsigned long long h[132 * 512 * 2];
+        cudaStreamSynchronize(g->stream);
+        cudaMemcpy(h, prof_d, sizeof h, cudaMemcpyDeviceToHost);
+        const int nb = 4 * c->n_layer, G = 132;
+        double skew = 0, lat = 0, ph[4] = {0};
+        for (int b = 0; b < nb; b++) {
+            unsigned long long amin = ~0ull, amax = 0, lmin = ~0ull;
+            for (int q = 0; q < G; q++) {
+                unsigned long long a = h[q * 512 + 2 * b], d = h[q * 512 + 2 * b + 1];
+                if (a < amin) amin = a;
+                if (a > amax) amax = a;
+                if (d < lmin) lmin = d;
+            }
+            skew += amax - amin;
+            lat += lmin - amax;
+            if (b) {
+                unsigned long long dprev = ~0ull;
+                for (int q = 0; q < G; q++) if (h[q * 512 + 2 * (b - 1) + 1] < dprev) dprev = h[q * 512 + 2 * (b - 1) + 1];
+                ph[b % 4] += amax - dprev;
+            }
+        }
+        static unsigned long long h2[132 * 64 * 16];
+        cudaMemcpy(h2, prof_d + 132 * 512, sizeof h2, cudaMemcpyDeviceToHost);
+        for (int n = 1; n < 11; n++) {
+            if (n == 6) continue;
+            double sum = 0, mx = 0;
+            for (int q = 0; q < G; q++)
+                for (int l = 1; l < c->n_layer; l++) {
+                    double d = (double)h2[(q * 64 + l) * 16 + n] - (double)h2[(q * 64 + l) * 16 + n - 1];
+                    sum += d;
+                    if (d > mx) mx = d;
+                }
+            fprintf(stderr, "  point %d-%d: mean %.0f max %.0f cycles\n", n - 1, n, sum / (G * (c->n_layer - 1)), mx);
+        }
+        fprintf(stderr, "step profile per layer (ns): barrier skew %.0f, latency %.0f; phases P1 %.0f P2 %.0f P3 %.0f P4 %.0f\n",
+                skew / c->n_layer, lat / c->n_layer, ph[0] / (c->n_layer - 1), ph[1] / c->n_layer, ph[2] / c->n_layer, ph[3] / c->n_layer);
+    }
     *stepped = p.n_out > 0 ? 2 : 1;
     return MS_OK;
 }

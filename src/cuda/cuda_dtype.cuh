@@ -173,11 +173,15 @@ __device__ __forceinline__ float ms_conv_step(float *st, const float *w, float b
     float win[MS_CONV_KMAX - 1];
 #pragma unroll
     for (int k = 0; k < MS_CONV_KMAX - 1; k++) win[k] = k < S ? st[k] : 0.f;
-    float acc = b;
+    float acc = b, wl = 0.f;
 #pragma unroll
     for (int k = 0; k < MS_CONV_KMAX - 1; k++)
         if (k < S) acc += w[k] * win[k];
-    acc += w[S] * v;
+    /* w[S] by a compile-time index, so st and w may be register arrays (decode_step_m1.cu) */
+#pragma unroll
+    for (int k = 0; k < MS_CONV_KMAX; k++)
+        if (k == S) wl = w[k];
+    acc += wl * v;
 #pragma unroll
     for (int k = 0; k < MS_CONV_KMAX - 1; k++)
         if (k < S) st[k] = k + 1 < S ? win[k + 1] : v;

@@ -265,6 +265,9 @@ typedef struct {
     float *logits;
     int n_out;
     unsigned *bar;                               /* 2 counters, zero between launches */
+    unsigned long long *prof;                    /* PROFILE: [G][256][2] barrier arrive/leave ns */
+    int mode;                                    /* EXPERIMENT bits */
+    int lt_bytes;                                /* n_layer * sizeof(ms_cu_step_layer), 16-aligned */
 } ms_cu_step_m1;
 /* whether the shapes, alignment and device take it (host_layers: the host copy of layers) */
 int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *host_layers, ms_cu_dtype dt);

@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(128) decode_m1_scan_kernel(
     __syncthreads();
     if (c >= E) return; /* whole LPC-lane groups exit together */
     const unsigned gmask = lane_mask<LPC>();
-    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask, wd);
+    const float d = decode_dt<T, LPC>(Wdt, dt_bias ? dt_bias[c] : 0.f, sr, c, lane, R, gmask, wd);
     const float xv = ms_ld(xc + (size_t)t * E + c);
     const float *Bs = sr + R, *Cs = sr + R + N;
     float *h = bt.state[i] + ssm_off + (size_t)c * N;
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(128) decode_m1_scan4_kernel(
     __syncthreads();
     if (!live) return; /* whole LPC-lane groups exit together */
     const unsigned gmask = lane_mask<LPC>();
-    const float d = decode_dt<T, LPC>(Wdt, dt_bias, sr, c, lane, R, gmask, wd);
+    const float d = decode_dt<T, LPC>(Wdt, dt_bias ? dt_bias[c] : 0.f, sr, c, lane, R, gmask, wd);
     const float *Bs = sr + R, *Cs = sr + R + N;
     float acc = 0.f;
 #pragma unroll

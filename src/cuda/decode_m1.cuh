@@ -30,8 +30,8 @@ __device__ __forceinline__ void decode_dt_pre(const T *Wdt, int c, int lane, int
  * (a shuffle sum within the group), rounded to the activation type as the chunk path
  * stores dt_proj's output. dt_in is sr[0, R) in shared memory; wd from decode_dt_pre. */
 template <typename T, int LPC>
-__device__ __forceinline__ float decode_dt(const T *Wdt, const float *dt_bias, const float *sr,
-                                           int c, int lane, int R, unsigned gmask, const float *wd)
+__device__ __forceinline__ float decode_dt(const T *Wdt, float bias, const float *sr, int c,
+                                           int lane, int R, unsigned gmask, const float *wd)
 {
     float d = 0.f;
 #pragma unroll
@@ -43,8 +43,7 @@ __device__ __forceinline__ float decode_dt(const T *Wdt, const float *dt_bias, c
     T dv;
     ms_st(&dv, d);
     d = ms_ld(&dv);
-    if (dt_bias) d += dt_bias[c];
-    return ms_softplus_f(d);
+    return ms_softplus_f(d + bias);
 }
 
 /* Four states of one channel one token on, as the chunk path's scan steps them:

@@ -63,31 +63,47 @@ template <typename T> __device__ __forceinline__ float ld_l2(const T *p)
     return ms_ld(&v);
 }
 
-/* xs[0:n] = src[0:n] as float, through L2 (n * sizeof(T) % 16 == 0, src 16-byte aligned) */
-template <typename T> __device__ void stage_l2(float *xs, const T *src, int n)
+/* Staging a row that other blocks wrote (through L2) in two steps, so the round trip
+ * overlaps the weight copies issued between them: stage_get loads this thread's first
+ * 16-byte unit of src [nbytes] (nbytes % 16 == 0, 16-byte aligned), stage_put stores it
+ * into dst and copies the rest (rows over 16 bytes a thread). */
+__device__ __forceinline__ uint4 stage_get(const void *src, int nbytes)
 {
-    constexpr int EPU = 16 / sizeof(T);
+    return (int)threadIdx.x * 16 < nbytes ? __ldcg(reinterpret_cast<const uint4 *>(src) + threadIdx.x)
+                                          : make_uint4(0, 0, 0, 0);
+}
+__device__ __forceinline__ void stage_put(void *dst, const void *src, int nbytes, uint4 first)
+{
     const uint4 *s = reinterpret_cast<const uint4 *>(src);
-    for (int q = threadIdx.x; q < n / EPU; q += blockDim.x) unit_float<T>(__ldcg(s + q), xs + q * EPU);
+    uint4 *d = reinterpret_cast<uint4 *>(dst);
+    if ((int)threadIdx.x * 16 < nbytes) d[threadIdx.x] = first;
+#pragma unroll 1
+    for (int q = threadIdx.x + blockDim.x; q * 16 < nbytes; q += blockDim.x) d[q] = __ldcg(s + q);
 }
 
-/* xs = norm(x) rounded to T (gemv.cu's stage_norm, add_norm.cu's arithmetic): rms, or
- * LayerNorm with b; x through L2. red: 32 floats. */
+/* xs = norm(xf) rounded to T (gemv.cu's stage_norm, add_norm.cu's arithmetic): rms, or
+ * LayerNorm with b; xf (float [D], staged by the caller), w and b in shared memory. red: 32
+ * floats. The row stays in T: every product reads the rounded values only, and 16-byte
+ * units of T let a warp read it without bank conflicts (as floats, 8 per lane, the reads
+ * were 8-way conflicted: ncu counted 75% excess shared wavefronts, and a row of 1,536 took
+ * ~3,000 cycles against ~1,200 now). */
 template <typename T>
-__device__ void stage_norm_l2(float *xs, const float *x, const float *w, const float *b, int D,
-                              float eps, int rms, float *red)
+__device__ void norm_row(T *xs, const float *xf, const float *w, const float *b, int D, float eps,
+                         int rms, float *red)
 {
-    stage_l2<float>(xs, x, D);
     __syncthreads();
     float s = 0.f;
     if (!rms)
-        for (int k = threadIdx.x; k < D; k += blockDim.x) s += xs[k];
+#pragma unroll 1
+        for (int k = threadIdx.x; k < D; k += blockDim.x) s += xf[k];
     const float mean = rms ? 0.f : ms_block_sum(s, red) / D;
     float ss = 0.f;
-    for (int k = threadIdx.x; k < D; k += blockDim.x) ss += (xs[k] - mean) * (xs[k] - mean);
+#pragma unroll 1
+    for (int k = threadIdx.x; k < D; k += blockDim.x) ss += (xf[k] - mean) * (xf[k] - mean);
     const float inv = rsqrtf(ms_block_sum(ss, red) / D + eps);
+#pragma unroll 1
     for (int k = threadIdx.x; k < D; k += blockDim.x)
-        xs[k] = ms_round<T>((xs[k] - mean) * inv * w[k] + (b ? b[k] : 0.f));
+        ms_st(xs + k, (xf[k] - mean) * inv * w[k] + (b ? b[k] : 0.f));
     __syncthreads();
 }
 
@@ -100,211 +116,314 @@ __device__ void fetch_rows(unsigned char *dst, const T *W, int n_rows, int K, in
     const int units = K * (int)sizeof(T) / 16;
     const size_t rb = (size_t)K * sizeof(T);
     int i = 0;
+#pragma unroll 1
     for (int j = gw; j < n_rows; j += NW, i++) {
         const unsigned char *src = reinterpret_cast<const unsigned char *>(W + (size_t)j * K);
+#pragma unroll 1
         for (int q = lane; q < units; q += 32) cp_async16(dst + i * rb + q * 16, src + q * 16);
     }
     cp_async_commit();
 }
 
-/* Product phase k in order: 3 l + 0 in_proj, + 1 x_proj, + 2 out_proj of layer l; 3 L the
- * head (when there is one). */
-template <typename T>
-__device__ void fetch_phase(const ms_cu_step_m1 &p, int k, unsigned char *dst, int gw, int NW,
-                            int lane)
+/* n floats (n % 4 == 0) into shared memory by the whole block, in the calling threads'
+ * open cp.async group */
+__device__ __forceinline__ void fetch_vec(float *dst, const float *src, int n)
 {
-    const int l = k / 3, kind = k % 3;
-    if (l < p.n_layer) {
-        const ms_cu_step_layer &w = p.layers[l];
-        if (kind == 0) fetch_rows(dst, (const T *)w.in_w, 2 * p.E, p.D, gw, NW, lane);
-        else if (kind == 1) fetch_rows(dst, (const T *)w.x_w, p.R + 2 * p.N, p.E, gw, NW, lane);
-        else fetch_rows(dst, (const T *)w.out_w, p.D, p.E, gw, NW, lane);
-    } else if (l == p.n_layer && kind == 0 && p.n_out > 0) {
-        fetch_rows(dst, (const T *)p.head, p.n_out, p.D, gw, NW, lane);
-    } else {
-        cp_async_commit();
-    }
+#pragma unroll 1
+    for (int q = threadIdx.x; q < n / 4; q += blockDim.x) cp_async16(dst + 4 * q, src + 4 * q);
 }
 
-/* dot(row, xs[0:K]) over the warp (row in shared memory, K * sizeof(T) % 16 == 0); every
- * lane gets the sum. For 16-bit T a lane takes 8 values at k = 8 lane + 256 i, as gemv.cu. */
+/* Product phase k in order: 3 l + 0 in_proj, + 1 x_proj, + 2 out_proj of layer l; 3 L the
+ * head (when there is one). With in_proj and the head come their norm's weights (nw, nb:
+ * [D] each). lt: the layer table in shared memory. */
 template <typename T>
-__device__ __forceinline__ float row_dot(const unsigned char *row, const float *xs, int K, int lane)
+__device__ void fetch_phase(const ms_cu_step_m1 &p, const ms_cu_step_layer *lt, int k,
+                            unsigned char *dst, float *nw, float *nb, int gw, int NW, int lane)
+{
+    const int l = k / 3, kind = k % 3;
+    const void *W = NULL;
+    const float *vw = NULL, *vb = NULL;
+    int rows = 0, K = p.E;
+    if (l < p.n_layer) {
+        const ms_cu_step_layer &w = lt[l];
+        if (kind == 0) W = w.in_w, rows = 2 * p.E, K = p.D, vw = w.norm_w, vb = w.norm_b;
+        else if (kind == 1) W = w.x_w, rows = p.R + 2 * p.N;
+        else W = w.out_w, rows = p.D;
+    } else if (l == p.n_layer && kind == 0 && p.n_out > 0) {
+        W = p.head, rows = p.n_out, K = p.D, vw = p.norm_f_w, vb = p.norm_f_b;
+    }
+    if (vw) fetch_vec(nw, vw, p.D);
+    if (vb) fetch_vec(nb, vb, p.D);
+    fetch_rows(dst, (const T *)W, rows, K, gw, NW, lane);
+}
+
+/* What P1 of layer w needs for the warp's first in_proj row j (lane 0's), loaded into
+ * registers before the barrier that opens P1: the row's bias and, for an x row (j < E),
+ * its conv state, weights and bias. Loaded after the barrier, these were global round
+ * trips between the product and the conv step. */
+struct conv_pre {
+    float st[MS_CONV_KMAX - 1], w[MS_CONV_KMAX], b, ib;
+};
+__device__ __forceinline__ void conv_load(conv_pre &q, const ms_cu_step_layer &w, const float *cst,
+                                          int j, int E, int K)
+{
+    q.ib = w.in_b && j < 2 * E ? w.in_b[j] : 0.f;
+    const bool x = j < E;
+    q.b = x && w.conv_b ? w.conv_b[j] : 0.f;
+#pragma unroll
+    for (int k = 0; k < MS_CONV_KMAX - 1; k++) q.st[k] = x && k < K - 1 ? cst[(size_t)j * (K - 1) + k] : 0.f;
+#pragma unroll
+    for (int k = 0; k < MS_CONV_KMAX; k++) q.w[k] = x && k < K ? w.conv_w[(size_t)j * K + k] : 0.f;
+}
+
+/* dot(row, xs[0:K]) over the warp, both in shared memory (K * sizeof(T) % 16 == 0); every
+ * lane gets the sum. A lane takes 16 bytes of each at a time (for 16-bit T 8 values at k =
+ * 8 lane + 256 i, as gemv.cu). */
+template <typename T>
+__device__ __forceinline__ float row_dot(const unsigned char *row, const T *xs, int K, int lane)
 {
     constexpr int EPU = 16 / sizeof(T);
     const int units = K * (int)sizeof(T) / 16;
-    const uint4 *r = reinterpret_cast<const uint4 *>(row);
-    float acc = 0.f;
+    const uint4 *r = reinterpret_cast<const uint4 *>(row), *x = reinterpret_cast<const uint4 *>(xs);
+    float a0 = 0.f, a1 = 0.f; /* two chains of FMAs */
+#pragma unroll 3
     for (int q = lane; q < units; q += 32) {
-        float w[EPU];
-        unit_float<T>(r[q], w);
+        const uint4 ru = r[q], xu = x[q];
+        float w[EPU], v[EPU];
+        unit_float<T>(ru, w);
+        unit_float<T>(xu, v);
 #pragma unroll
-        for (int v = 0; v < EPU; v++) acc += w[v] * xs[q * EPU + v];
+        for (int e = 0; e < EPU; e += 2) {
+            a0 += w[e] * v[e];
+            a1 += w[e + 1] * v[e + 1];
+        }
     }
-    return ms_warp_sum(acc);
+    return ms_warp_sum(a0 + a1);
 }
 
-/* All G blocks reach barrier number n (counting from 1) before any passes it: each
- * block's thread 0 releases the block's writes with one increment, then waits (acquire)
- * for n G. */
-__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned n)
+__device__ __forceinline__ unsigned long long gtimer()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned n, unsigned long long *prof, int mode)
 {
     __syncthreads();
     if (threadIdx.x == 0) {
         const unsigned target = n * gridDim.x;
-        __threadfence();
+        if (prof) prof[(size_t)blockIdx.x * 2 * 256 + 2 * (n - 1)] = gtimer();
         asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
         unsigned v;
         do {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
         } while (v < target);
+        if (prof) prof[(size_t)blockIdx.x * 2 * 256 + 2 * (n - 1) + 1] = gtimer();
     }
     __syncthreads();
 }
 
+#define PT(n) do { if (p.prof && threadIdx.x == 0) p.prof[132 * 512 + ((size_t)blockIdx.x * 64 + l) * 16 + (n)] = clock64(); } while (0)
 template <typename T, int LPC>
 __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 p, int rb)
 {
     extern __shared__ __align__(16) unsigned char sm[];
     const int D = p.D, E = p.E, N = p.N, R = p.R, K = p.K, NR = R + 2 * N, L = p.n_layer;
-    float *xs = reinterpret_cast<float *>(sm);  /* [p.xs_n]: a staged input row */
-    float *xd = xs + p.xs_n;                    /* [p.xd_n]: xdbl as float */
-    float *red = xd + p.xd_n;                   /* [32]: block sums */
+    /* shared memory: the layer table, staged rows, the norm's weights, weight buffers */
+    ms_cu_step_layer *lt = reinterpret_cast<ms_cu_step_layer *>(sm); /* [L] */
+    T *xs = reinterpret_cast<T *>(sm + p.lt_bytes); /* [p.xs_n]: a staged input row */
+    float *xf = reinterpret_cast<float *>(sm + p.lt_bytes) + p.xs_n; /* [p.xs_n]: resid */
+    float *xd = xf + p.xs_n;                    /* [p.xd_n]: xdbl as float */
+    float *nw = xd + p.xd_n, *nb = nw + D;      /* [D] each: the next norm's w and b */
+    float *red = nb + D;                        /* [32]: block sums */
     unsigned char *wb = reinterpret_cast<unsigned char *>(red + 32); /* [2][STEP_WARPS][rb] */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = gridDim.x;
     const int NW = G * STEP_WARPS, gw = warp * G + blockIdx.x;
-    unsigned char *wbuf[2] = {wb + (size_t)warp * rb, wb + (size_t)(STEP_WARPS + warp) * rb};
+    /* the warp's weight buffer b (0, 1) */
+#define WBUF(b) (wb + ((size_t)(b) * STEP_WARPS + warp) * rb)
     T *xc = (T *)p.xc, *z = (T *)p.z, *xdbl = (T *)p.xdbl, *y = (T *)p.y;
+    {
+        const unsigned long long *src = reinterpret_cast<const unsigned long long *>(p.layers);
+        unsigned long long *dst = reinterpret_cast<unsigned long long *>(lt);
+        const int words = L * (int)sizeof(ms_cu_step_layer) / 8;
+        #pragma unroll 1
+        for (int q = threadIdx.x; q < words; q += blockDim.x) dst[q] = src[q];
+        __syncthreads();
+    }
     float *st0 = p.state[0];
     const float *emb = p.emb + (size_t)p.tokens[0] * D;
     const size_t conv_n = (size_t)E * (K - 1), lstride = conv_n + (size_t)E * N;
-    /* P3's channel: c = block + s G */
+    /* P3's channel: c = block + s G, LPC = N / 4 lanes */
     const int s = threadIdx.x / LPC, li = threadIdx.x % LPC, c = blockIdx.x + s * G;
-    const bool live = c < E && li < N / 4;
-    const bool chan = c < E; /* whole LPC groups: the dt dot's shuffles */
+    const bool chan = c < E;
     unsigned nbar = 0;
     int k = 0; /* product phase */
-    fetch_phase<T>(p, 0, wbuf[0], gw, NW, lane);
+    fetch_phase<T>(p, lt, 0, WBUF(0), nw, nb, gw, NW, lane);
+    conv_pre cp;
+    if (lane == 0) conv_load(cp, lt[0], st0, gw, E, K);
+#pragma unroll 1
     for (int l = 0; l < L; l++) {
-        const ms_cu_step_layer &w = p.layers[l];
+        const ms_cu_step_layer &w = lt[l];
         float *cst = st0 + l * lstride, *sst = cst + conv_n;
         const float *rin = l ? p.resid : emb;
 
-        /* P1: norm, in_proj, conv step */
-        fetch_phase<T>(p, k + 1, wbuf[(k + 1) & 1], gw, NW, lane);
-        if (lane == 0)
-            for (int j = gw; j < E; j += NW) {
-                ms_prefetch_l1(cst + (size_t)j * (K - 1));
-                ms_prefetch_l1(w.conv_w + (size_t)j * K);
-            }
-        stage_norm_l2<T>(xs, rin, w.norm_w, w.norm_b, D, p.eps, p.rms, red);
-        cp_async_wait_group<1>();
-        __syncwarp();
+        /* P1: norm, in_proj, conv step; P3's per-channel weights and state read here, to
+         * be used after two barriers */
+        PT(0);
+        const uint4 s1 = stage_get(rin, D * 4);
+        fetch_phase<T>(p, lt, k + 1, WBUF((k + 1) & 1), nw, nb, gw, NW, lane);
+        float4 h4 = make_float4(0.f, 0.f, 0.f, 0.f), a4 = h4;
+        float dtb = 0.f, dv = 0.f;
+        T wdr[DT_PRE]; /* dt_proj's row as stored: converted in P3, so no instruction waits
+                        * on these loads before the barriers (decode_dt_pre's floats did:
+                        * ~1.9 us of P1) */
+        float4 *hp = reinterpret_cast<float4 *>(sst + (size_t)(chan ? c : 0) * N) + li;
+        if (chan) {
+            a4 = reinterpret_cast<const float4 *>(w.A + (size_t)c * N)[li];
+            h4 = *hp;
+            dtb = w.dt_b ? w.dt_b[c] : 0.f;
+            dv = w.Dv[c];
+        }
         {
-            const unsigned char *wr = wbuf[k & 1];
+            const T *wrow = (const T *)w.dt_w + (size_t)(chan ? c : 0) * R;
+#pragma unroll
+            for (int i = 0; i < DT_PRE; i++)
+                wdr[i] = li + i * LPC < R ? wrow[li + i * LPC] : ms_zero<T>();
+        }
+        PT(1);
+        cp_async_wait_group<1>(); /* this phase's rows and norm weights (block-wide after
+                                   * norm_row's first barrier) */
+        PT(2);
+        stage_put(xf, rin, D * 4, s1);
+        norm_row<T>(xs, xf, nw, w.norm_b ? nb : NULL, D, p.eps, p.rms, red);
+        PT(3);
+        {
+            const unsigned char *wr = WBUF(k & 1);
             int i = 0;
+            #pragma unroll 1
             for (int j = gw; j < 2 * E; j += NW, i++) {
                 float acc = row_dot<T>(wr + (size_t)i * D * sizeof(T), xs, D, lane);
                 if (lane == 0) {
-                    if (w.in_b) acc = ms_round<T>(acc) + w.in_b[j];
+                    if (w.in_b) acc = ms_round<T>(acc) + (i ? w.in_b[j] : cp.ib);
                     const float v = ms_round<T>(acc);
-                    if (j < E)
-                        ms_st(xc + j, ms_conv_step(cst + (size_t)j * (K - 1), w.conv_w + (size_t)j * K,
+                    float *st = cst + (size_t)j * (K - 1);
+                    if (j < E && i == 0) { /* the preloaded row: the state in registers */
+                        ms_st(xc + j, ms_conv_step(cp.st, cp.w, cp.b, v, K));
+#pragma unroll
+                        for (int q = 0; q < MS_CONV_KMAX - 1; q++)
+                            if (q < K - 1) st[q] = cp.st[q];
+                    } else if (j < E) {
+                        ms_st(xc + j, ms_conv_step(st, w.conv_w + (size_t)j * K,
                                                    w.conv_b ? w.conv_b[j] : 0.f, v, K));
-                    else
+                    } else {
                         ms_st(z + (j - E), v);
+                    }
                 }
             }
         }
+        PT(4);
         k++;
-        grid_sync(p.bar, ++nbar);
+        PT(5);
+        grid_sync(p.bar, ++nbar, p.prof, p.mode);
 
-        /* P2: x_proj; meanwhile P3's per-channel loads (x and z were written before the
-         * barrier just passed) */
-        fetch_phase<T>(p, k + 1, wbuf[(k + 1) & 1], gw, NW, lane);
-        float4 h4 = make_float4(0.f, 0.f, 0.f, 0.f), a4 = h4;
-        float xv = 0.f, zv = 0.f, wd[DT_PRE];
-        float4 *hp = reinterpret_cast<float4 *>(sst + (size_t)(chan ? c : 0) * N) + li;
-        if (live) {
-            a4 = reinterpret_cast<const float4 *>(w.A + (size_t)c * N)[li];
-            h4 = *hp;
-        }
+        /* P2: x_proj; meanwhile P3's x and z (written before the barrier just passed) */
+        const bool xrows = blockIdx.x < NR; /* the blocks with x_proj rows (warp 0's) */
+        const uint4 s2 = xrows ? stage_get(xc, E * (int)sizeof(T)) : make_uint4(0, 0, 0, 0);
+        float xv = 0.f, zv = 0.f;
         if (chan) {
             xv = ld_l2(xc + c);
             zv = ld_l2(z + c);
         }
-        decode_dt_pre<T, LPC>((const T *)w.dt_w, chan ? c : 0, li, R, wd);
-        if (blockIdx.x < NR) { /* the blocks with x_proj rows (gw < NR: warp 0's) */
-            stage_l2<T>(xs, xc, E);
+        fetch_phase<T>(p, lt, k + 1, WBUF((k + 1) & 1), nw, nb, gw, NW, lane);
+        if (xrows) {
+            stage_put(xs, xc, E * (int)sizeof(T), s2);
             __syncthreads();
         }
         cp_async_wait_group<1>();
         __syncwarp();
         {
-            const unsigned char *wr = wbuf[k & 1];
+            const unsigned char *wr = WBUF(k & 1);
             int i = 0;
+            #pragma unroll 1
             for (int r = gw; r < NR; r += NW, i++) {
                 const float acc = row_dot<T>(wr + (size_t)i * E * sizeof(T), xs, E, lane);
                 if (lane == 0) ms_st(xdbl + r, acc);
             }
         }
         k++;
-        grid_sync(p.bar, ++nbar);
+        grid_sync(p.bar, ++nbar, p.prof, p.mode);
 
         /* P3: dt_proj, scan, gate */
         if (blockIdx.x < E) {
+            #pragma unroll 1
             for (int q = threadIdx.x; q < NR; q += blockDim.x) xd[q] = ld_l2(xdbl + q);
             __syncthreads();
         }
         if (chan) {
             const unsigned gmask = lane_mask<LPC>();
-            const float d = decode_dt<T, LPC>((const T *)w.dt_w, w.dt_b, xd, c, li, R, gmask, wd);
-            float acc = 0.f;
-            if (live) {
-                acc = ssm_step4(h4, a4, d, d * xv, xd + R + 4 * li, xd + R + N + 4 * li);
-                *hp = h4;
-            }
+            float wd[DT_PRE];
+#pragma unroll
+            for (int i = 0; i < DT_PRE; i++) wd[i] = ms_ld(&wdr[i]);
+            const float d = decode_dt<T, LPC>((const T *)w.dt_w, dtb, xd, c, li, R, gmask, wd);
+            float acc = ssm_step4(h4, a4, d, d * xv, xd + R + 4 * li, xd + R + N + 4 * li);
+            *hp = h4;
 #pragma unroll
             for (int o = LPC / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(gmask, acc, o, LPC);
-            if (li == 0) ms_st(y + c, (acc + w.Dv[c] * xv) * ms_silu_f(zv));
+            if (li == 0) ms_st(y + c, (acc + dv * xv) * ms_silu_f(zv));
         }
-        grid_sync(p.bar, ++nbar);
+        /* P4's first row: the residual and the bias it adds */
+        float r0 = 0.f, ob0 = 0.f;
+        if (lane == 0 && gw < D) {
+            r0 = ld_l2(rin + gw);
+            ob0 = w.out_b ? w.out_b[gw] : 0.f;
+        }
+        grid_sync(p.bar, ++nbar, p.prof, p.mode);
 
         /* P4: out_proj + residual */
-        fetch_phase<T>(p, k + 1, wbuf[(k + 1) & 1], gw, NW, lane);
-        if (blockIdx.x < D) {
-            stage_l2<T>(xs, y, E);
+        PT(6);
+        const bool orows = blockIdx.x < D;
+        const uint4 s4 = orows ? stage_get(y, E * (int)sizeof(T)) : make_uint4(0, 0, 0, 0);
+        fetch_phase<T>(p, lt, k + 1, WBUF((k + 1) & 1), nw, nb, gw, NW, lane);
+        PT(7);
+        if (orows) {
+            stage_put(xs, y, E * (int)sizeof(T), s4);
             __syncthreads();
         }
+        PT(8);
         cp_async_wait_group<1>();
         __syncwarp();
+        PT(9);
         {
-            const unsigned char *wr = wbuf[k & 1];
+            const unsigned char *wr = WBUF(k & 1);
             int i = 0;
+            #pragma unroll 1
             for (int j = gw; j < D; j += NW, i++) {
                 float acc = row_dot<T>(wr + (size_t)i * E * sizeof(T), xs, E, lane);
                 if (lane == 0) {
-                    acc += ld_l2(rin + j);
-                    if (w.out_b) acc += w.out_b[j];
+                    acc += i ? ld_l2(rin + j) : r0;
+                    acc += i ? (w.out_b ? w.out_b[j] : 0.f) : ob0;
                     p.resid[j] = acc;
                 }
             }
         }
+        PT(10);
         k++;
-        grid_sync(p.bar, ++nbar);
+        if (lane == 0 && l + 1 < L) conv_load(cp, lt[l + 1], cst + lstride, gw, E, K);
+        grid_sync(p.bar, ++nbar, p.prof, p.mode);
     }
-    /* the final norm and the head (its rows were fetched during the last P4) */
+    /* the final norm and the head (its rows and norm_f were fetched during the last P4) */
+    cp_async_wait_group<0>();
     if (p.n_out > 0 && blockIdx.x < p.n_out) {
-        stage_norm_l2<T>(xs, p.resid, p.norm_f_w, p.norm_f_b, D, p.eps, p.rms, red);
-        cp_async_wait_group<0>();
-        __syncwarp();
+        stage_put(xf, p.resid, D * 4, stage_get(p.resid, D * 4));
+        norm_row<T>(xs, xf, nw, p.norm_f_b ? nb : NULL, D, p.eps, p.rms, red);
         int i = 0;
+        #pragma unroll 1
         for (int j = gw; j < p.n_out; j += NW, i++) {
-            float acc = row_dot<T>(wbuf[k & 1] + (size_t)i * D * sizeof(T), xs, D, lane);
+            float acc = row_dot<T>(WBUF(k & 1) + (size_t)i * D * sizeof(T), xs, D, lane);
             if (lane == 0) p.logits[j] = p.head_b ? acc + p.head_b[j] : acc;
         }
     }
-    cp_async_wait_group<0>();
+#undef WBUF
     /* every block has passed every barrier: the last to leave resets the counters */
     if (threadIdx.x == 0) {
         __threadfence();
@@ -338,7 +457,8 @@ static bool step_geometry(const ms_cu_step_m1 *p, size_t esz, int n_sm, step_geo
         if (cand[i] * esz > rb) rb = cand[i] * esz;
     g->G = n_sm;
     g->rb = (int)((rb + 15) / 16 * 16);
-    g->smem = sizeof(float) * ((size_t)p->xs_n + p->xd_n + 32) + 2 * STEP_WARPS * (size_t)g->rb;
+    g->smem = (size_t)p->lt_bytes + sizeof(float) * (2 * (size_t)p->xs_n + p->xd_n + 2 * p->D + 32) +
+              2 * STEP_WARPS * (size_t)g->rb;
     /* P3: a block's channels, LPC threads each */
     const int per_block = (p->E + n_sm - 1) / n_sm;
     return (size_t)per_block * step_lpc(p->N) <= STEP_THREADS;
