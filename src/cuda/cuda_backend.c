@@ -127,6 +127,8 @@ typedef struct {
     ms_cu_step_layer *step_host;     /* [n_layer] its weight table, host copy (NULL: none) */
     ms_cu_step_layer *step_dev;      /* the same in device memory */
     unsigned *step_bar;              /* its barrier counters [2] */
+    float *step_part;                /* its partial sums of x_proj */
+    int step_part_blocks;            /* SMs step_part has room for */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -555,9 +557,14 @@ static int step_table(cu_ctx *g, const ms_config *c)
             .conv_b = w->conv_b, .dt_b = w->dt_bias, .A = w->A, .Dv = w->D, .out_b = w->out_proj_b,
         };
     }
-    int rc;
+    int rc, n_sm = 0;
+    CU_TRY(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, g->device),
+           "cudaDeviceGetAttribute");
+    g->step_part_blocks = n_sm;
     if ((rc = dev_alloc(g, (void **)&g->step_dev, n * sizeof *g->step_dev)) ||
-        (rc = dev_alloc(g, (void **)&g->step_bar, 2 * sizeof(unsigned))))
+        (rc = dev_alloc(g, (void **)&g->step_bar, 2 * sizeof(unsigned))) ||
+        (rc = dev_alloc(g, (void **)&g->step_part,
+                        sizeof(float) * ms_cu_step_m1_part_floats(n_sm, c->dt_rank, c->d_state))))
         return rc;
     CU_TRY(cudaMemcpy(g->step_dev, g->step_host, n * sizeof *g->step_dev, cudaMemcpyHostToDevice),
            "step table upload");
@@ -1241,14 +1248,11 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
     const int E = c->d_inner, N = c->d_state, R = c->dt_rank, D = c->d_model;
     const ms_cu_step_m1 p = {
         .layers = g->step_dev, .n_layer = c->n_layer, .D = D, .E = E, .N = N, .R = R,
-        .K = c->d_conv, .xs_n = ((D > E ? D : E) + 3) / 4 * 4, .xd_n = (R + 2 * N + 3) / 4 * 4,
-        .eps = c->norm_eps, .rms = c->rms_norm, .emb = g->emb, .tokens = tokens_dev,
-        .state = bt->state, .resid = g->resid, .xc = g->xc, .z = ACT(g->proj, E), .xdbl = g->xdbl,
-        .y = g->y, .head = g->head, .head_b = g->head_b, .norm_f_w = g->norm_f_w,
-        .norm_f_b = g->norm_f_b, .logits = g->logits, .n_out = head_whole ? g->n_out : 0,
-        .bar = g->step_bar,
-        .mode = getenv("MS_CUDA_STEP_MODE") ? atoi(getenv("MS_CUDA_STEP_MODE")) : 0,
-        .lt_bytes = (int)((c->n_layer * sizeof(ms_cu_step_layer) + 15) / 16 * 16),
+        .K = c->d_conv, .eps = c->norm_eps, .rms = c->rms_norm, .emb = g->emb,
+        .tokens = tokens_dev, .state = bt->state, .resid = g->resid, .y = g->y,
+        .part = g->step_part, .part_blocks = g->step_part_blocks, .head = g->head,
+        .head_b = g->head_b, .norm_f_w = g->norm_f_w, .norm_f_b = g->norm_f_b,
+        .logits = g->logits, .n_out = head_whole ? g->n_out : 0, .bar = g->step_bar,
     };
     if (!g->step_host || !tokens_dev || !ms_cu_step_m1_ok(&p, g->step_host, g->dt)) {
         if (g->step == 2) {
@@ -1269,8 +1273,8 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
         static unsigned long long h[132 * 512 * 2];
         cudaStreamSynchronize(g->stream);
         cudaMemcpy(h, prof_d, sizeof h, cudaMemcpyDeviceToHost);
-        const int nb = 4 * c->n_layer, G = 132;
-        double skew = 0, lat = 0, ph[4] = {0};
+        const int nb = 3 * c->n_layer, G = 132;
+        double skew = 0, lat = 0, ph[3] = {0};
         for (int b = 0; b < nb; b++) {
             unsigned long long amin = ~0ull, amax = 0, lmin = ~0ull;
             for (int q = 0; q < G; q++) {
@@ -1284,24 +1288,11 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
             if (b) {
                 unsigned long long dprev = ~0ull;
                 for (int q = 0; q < G; q++) if (h[q * 512 + 2 * (b - 1) + 1] < dprev) dprev = h[q * 512 + 2 * (b - 1) + 1];
-                ph[b % 4] += amax - dprev;
+                ph[b % 3] += amax - dprev;
             }
         }
-        static unsigned long long h2[132 * 64 * 16];
-        cudaMemcpy(h2, prof_d + 132 * 512, sizeof h2, cudaMemcpyDeviceToHost);
-        for (int n = 1; n < 11; n++) {
-            if (n == 6) continue;
-            double sum = 0, mx = 0;
-            for (int q = 0; q < G; q++)
-                for (int l = 1; l < c->n_layer; l++) {
-                    double d = (double)h2[(q * 64 + l) * 16 + n] - (double)h2[(q * 64 + l) * 16 + n - 1];
-                    sum += d;
-                    if (d > mx) mx = d;
-                }
-            fprintf(stderr, "  point %d-%d: mean %.0f max %.0f cycles\n", n - 1, n, sum / (G * (c->n_layer - 1)), mx);
-        }
-        fprintf(stderr, "step profile per layer (ns): barrier skew %.0f, latency %.0f; phases P1 %.0f P2 %.0f P3 %.0f P4 %.0f\n",
-                skew / c->n_layer, lat / c->n_layer, ph[0] / (c->n_layer - 1), ph[1] / c->n_layer, ph[2] / c->n_layer, ph[3] / c->n_layer);
+        fprintf(stderr, "step profile per layer (ns): barrier skew %.0f, latency %.0f; phases P1 %.0f P2 %.0f P3 %.0f\n",
+                skew / c->n_layer, lat / c->n_layer, ph[0] / (c->n_layer - 1), ph[1] / c->n_layer, ph[2] / c->n_layer);
     }
     *stepped = p.n_out > 0 ? 2 : 1;
     return MS_OK;

@@ -250,14 +250,15 @@ typedef struct {
 typedef struct {
     const ms_cu_step_layer *layers;              /* device [n_layer] */
     int n_layer, D, E, N, R, K;
-    int xs_n, xd_n;                              /* staging floats: >= max(D, E), >= R + 2N */
     float eps;
     int rms;                                     /* RMSNorm, else LayerNorm (norm_b) */
     const float *emb;                            /* [n_vocab][D] */
     const int32_t *tokens;                       /* [1], device */
     float *const *state;                         /* the batch's state pointers (device), [0] */
     float *resid;                                /* [D]: the residual stream after the step */
-    void *xc, *z, *xdbl, *y;                     /* scratch act [E], [E], [R + 2N], [E] */
+    void *y;                                     /* scratch act [E] */
+    float *part;                                 /* scratch [part_blocks][R + 2N] */
+    int part_blocks;                             /* (ms_cu_step_m1_part_floats) */
     /* n_out > 0: logits [n_out] = head(norm_f(resid)) (+ head_b); else resid is left for the
      * caller's final norm */
     const void *head;
@@ -265,10 +266,17 @@ typedef struct {
     float *logits;
     int n_out;
     unsigned *bar;                               /* 2 counters, zero between launches */
-    unsigned long long *prof;                    /* PROFILE: [G][256][2] barrier arrive/leave ns */
-    int mode;                                    /* EXPERIMENT bits */
-    int lt_bytes;                                /* n_layer * sizeof(ms_cu_step_layer), 16-aligned */
+    unsigned long long *prof;                    /* NULL, or [G][256][2] barrier arrive /
+                                                  * leave times (MS_CUDA_STEP_PROFILE) */
 } ms_cu_step_m1;
+/* The launch's shared-memory layout (decode_step_m1.cu's step_geometry) */
+typedef struct {
+    int S, rb;                                   /* channels a block, weight-row buffer bytes */
+    int o_xs, o_xf, o_xd, o_nw, o_red, o_xcl, o_wxc, o_wb;
+    size_t smem;
+} ms_cu_step_geo;
+/* floats of ms_cu_step_m1.part for a device of n_sm SMs */
+size_t ms_cu_step_m1_part_floats(int n_sm, int R, int N);
 /* whether the shapes, alignment and device take it (host_layers: the host copy of layers) */
 int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *host_layers, ms_cu_dtype dt);
 cudaError_t ms_cu_decode_step_m1(const ms_cu_step_m1 *p, ms_cu_dtype dt, cudaStream_t stream);

@@ -6,35 +6,42 @@
 // ~3 us of dependency wait, drain and a first L2 round trip under PDL (docs/benchmarks.md,
 // rounds 6-8): 0.30 ms per step for the reference 768 x 24 model against a floor of ~0.04
 // ms (its 178 MB of bf16 weights at the H200's DRAM bandwidth). Here the grid stays
-// resident (one block per SM, a cooperative launch) and the layers' phases are separated by
-// grid-wide barriers of one atomic counter, and each warp's weight rows for the next product
-// are copied to shared memory (cp.async) while the current phase and its barrier run, so
-// weights never sit on the critical path.
+// resident (one block per SM, a cooperative launch); a layer's phases are separated by
+// grid-wide barriers of one atomic counter, and what a phase needs that no other block
+// writes (its weight rows, by cp.async into shared memory; the stream's state; small
+// weight vectors, into registers) is read while the barrier before it is pending.
 //
-// Per layer l, 4 phases and 4 barriers (gw = warp * G + block: consecutive rows land on
-// different SMs; NW = G * STEP_WARPS warps in all):
-//   P1  every block: xs = norm(resid) (staged, float, rounded to T as add_norm.cu rounds);
-//       warp gw: in_proj rows j = gw + i NW < 2E, v = round(dot(W_in[j], xs) (+ bias));
-//       j < E: xc[j] = conv step of channel j (ms_conv_step on the stream's conv state);
-//       j >= E: z[j - E] = v.
-//   P2  blocks with x_proj rows stage xc; warp gw: xdbl[r] = dot(W_x[r], xc), r < R + 2N.
-//   P3  channel c = block + s G (s = thread / LPC, LPC = N / 4 lanes a channel): d =
-//       softplus(dt_proj row c . xdbl[0:R] + bias), the SSM state step and the gate, as
-//       decode_m1.cu's scan4 kernel (the same helpers, decode_m1.cuh); y[c].
-//   P4  blocks with out_proj rows stage y; warp gw: resid[j] += dot(W_out[j], y) (+ bias).
+// Channels: block b < GC owns channels [b S, b S + S) (S = ceil(E / G) rounded up to 4),
+// so a channel's conv output, gate and scan stay in its block. Per layer, 3 phases:
+//   P1  blocks b < GC: xs = norm(resid) (float, rounded to T as add_norm.cu rounds); the
+//       in_proj rows of its channels (x and z rows; warp w takes the block's rows w, w + 16,
+//       ...); x rows go through the conv step (ms_conv_step on the stream's conv state);
+//       then x_proj's partial sums over its channels, part[b][r] = sum_s W_x[r][b S + s]
+//       xc[b S + s], r < R + 2N (float32, to global memory).
+//   P2  blocks b < GC: xdbl[r] = round(sum over b' < GC of part[b'][r]) (a fixed order:
+//       the same result on every block and every run), then per channel c (N / 4 lanes):
+//       d = softplus(dt_proj row c . xdbl[0:R] + bias), the SSM state step and the gate, as
+//       decode_m1.cu's scan4 kernel (decode_m1.cuh); y[c] to global memory.
+//   P3  warp gw = warp G + block (of all G blocks): out_proj rows j = gw + i G 16 < D,
+//       resid[j] += dot(W_out[j], y) (+ bias).
 // Then (n_out > 0) the blocks with head rows stage norm_f(resid) and write logits.
-// Each product's sum runs over a row in gemv.cu's order for 16-bit types, every value is
-// rounded where the separate kernels store it, so the step equals the per-kernel path
-// within float32 rounding (test_cuda_backend's fused-decode test checks both against the CPU).
+// Every value is rounded where the separate kernels store it, so the step equals the
+// per-kernel path within float32 rounding (the order of the sums differs; test_cuda_backend's
+// fused-decode test checks both against the CPU).
 //
-// Data one block writes and another reads within the launch (resid, xc, z, xdbl, y) is
-// read through L2 only (ld.global.cg): the SMs' L1 caches are not coherent. Each stream
-// state row is read and written by one thread. The barrier counter (2 unsigned, zero
-// between launches) is reset by the last block to leave.
+// Data one block writes and another reads within the launch (resid, part, y) is read
+// through L2 only (ld.global.cg): the SMs' L1 caches are not coherent. Each stream state
+// row is read and written by one thread. The barrier counter (2 unsigned, zero between
+// launches) is reset by the last block to leave.
 #include "decode_m1.cuh"
 
-#define STEP_WARPS 16
-#define STEP_THREADS (STEP_WARPS * 32)
+/* 15 warps compute; the 16th only keeps the grid barrier (it arrives and polls), so the
+ * loads the others issue while a barrier is pending never delay its detection (with thread
+ * 0 polling after its share of them, a barrier took ~1.1 us against ~0.75) */
+#define STEP_WARPS 15
+#define STEP_CT (STEP_WARPS * 32)     /* compute threads */
+#define STEP_THREADS (STEP_CT + 32)
+#define STEP_SYNC STEP_CT             /* the barrier thread */
 
 /* 16 bytes of T (8 16-bit values or 4 floats) as floats */
 template <typename T> __device__ __forceinline__ void unit_float(const uint4 &u, float *v);
@@ -109,16 +116,17 @@ __device__ void norm_row(T *xs, const float *xf, const float *w, const float *b,
 
 /* The warp's rows j = gw + i NW < n_rows of W [n_rows][K] into dst (row i at i K), one
  * cp.async group per call (committed even when empty, so every lane counts alike). */
-template <typename T>
-__device__ void fetch_rows(unsigned char *dst, const T *W, int n_rows, int K, int gw, int NW,
-                           int lane)
+/* Rows rows(i) (i < n) of W [..][K] into dst (row i at i K), one cp.async group per call
+ * (committed even when empty, so every lane counts alike). */
+template <typename T, typename RowOf>
+__device__ __forceinline__ void fetch_rows(unsigned char *dst, const T *W, int n, int K, int lane,
+                                           RowOf row)
 {
     const int units = K * (int)sizeof(T) / 16;
     const size_t rb = (size_t)K * sizeof(T);
-    int i = 0;
 #pragma unroll 1
-    for (int j = gw; j < n_rows; j += NW, i++) {
-        const unsigned char *src = reinterpret_cast<const unsigned char *>(W + (size_t)j * K);
+    for (int i = 0; i < n; i++) {
+        const unsigned char *src = reinterpret_cast<const unsigned char *>(W + (size_t)row(i) * K);
 #pragma unroll 1
         for (int q = lane; q < units; q += 32) cp_async16(dst + i * rb + q * 16, src + q * 16);
     }
@@ -130,45 +138,38 @@ __device__ void fetch_rows(unsigned char *dst, const T *W, int n_rows, int K, in
 __device__ __forceinline__ void fetch_vec(float *dst, const float *src, int n)
 {
 #pragma unroll 1
-    for (int q = threadIdx.x; q < n / 4; q += blockDim.x) cp_async16(dst + 4 * q, src + 4 * q);
+    for (int q = threadIdx.x; q < n / 4; q += STEP_CT) cp_async16(dst + 4 * q, src + 4 * q);
 }
 
-/* Product phase k in order: 3 l + 0 in_proj, + 1 x_proj, + 2 out_proj of layer l; 3 L the
- * head (when there is one). With in_proj and the head come their norm's weights (nw, nb:
- * [D] each). lt: the layer table in shared memory. */
-template <typename T>
-__device__ void fetch_phase(const ms_cu_step_m1 &p, const ms_cu_step_layer *lt, int k,
-                            unsigned char *dst, float *nw, float *nb, int gw, int NW, int lane)
+/* 8 bytes global -> shared (cp.async.ca: the .cg form copies only 16) */
+__device__ __forceinline__ void cp_async8(void *sm, const void *gm)
 {
-    const int l = k / 3, kind = k % 3;
-    const void *W = NULL;
-    const float *vw = NULL, *vb = NULL;
-    int rows = 0, K = p.E;
-    if (l < p.n_layer) {
-        const ms_cu_step_layer &w = lt[l];
-        if (kind == 0) W = w.in_w, rows = 2 * p.E, K = p.D, vw = w.norm_w, vb = w.norm_b;
-        else if (kind == 1) W = w.x_w, rows = p.R + 2 * p.N;
-        else W = w.out_w, rows = p.D;
-    } else if (l == p.n_layer && kind == 0 && p.n_out > 0) {
-        W = p.head, rows = p.n_out, K = p.D, vw = p.norm_f_w, vb = p.norm_f_b;
-    }
-    if (vw) fetch_vec(nw, vw, p.D);
-    if (vb) fetch_vec(nb, vb, p.D);
-    fetch_rows(dst, (const T *)W, rows, K, gw, NW, lane);
+    const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(a), "l"(gm) : "memory");
 }
+
+/* The block's channel range and the rows of its in_proj share: local row q < Sb is x row
+ * c0 + q, q >= Sb z row E + c0 + q - Sb. */
+struct chans {
+    int c0, Sb;
+    __device__ __forceinline__ int in_row(int q, int E) const
+    {
+        return q < Sb ? c0 + q : E + c0 + q - Sb;
+    }
+};
 
 /* What P1 of layer w needs for the warp's first in_proj row j (lane 0's), loaded into
- * registers before the barrier that opens P1: the row's bias and, for an x row (j < E),
- * its conv state, weights and bias. Loaded after the barrier, these were global round
- * trips between the product and the conv step. */
+ * registers while the barrier before P1 is pending: the row's bias and, for an x row
+ * (j < E), its conv state, weights and bias. Loaded after the barrier, these were global
+ * round trips between the product and the conv step. */
 struct conv_pre {
     float st[MS_CONV_KMAX - 1], w[MS_CONV_KMAX], b, ib;
 };
 __device__ __forceinline__ void conv_load(conv_pre &q, const ms_cu_step_layer &w, const float *cst,
                                           int j, int E, int K)
 {
-    q.ib = w.in_b && j < 2 * E ? w.in_b[j] : 0.f;
-    const bool x = j < E;
+    q.ib = w.in_b && j >= 0 ? w.in_b[j] : 0.f;
+    const bool x = j >= 0 && j < E;
     q.b = x && w.conv_b ? w.conv_b[j] : 0.f;
 #pragma unroll
     for (int k = 0; k < MS_CONV_KMAX - 1; k++) q.st[k] = x && k < K - 1 ? cst[(size_t)j * (K - 1) + k] : 0.f;
@@ -176,9 +177,33 @@ __device__ __forceinline__ void conv_load(conv_pre &q, const ms_cu_step_layer &w
     for (int k = 0; k < MS_CONV_KMAX; k++) q.w[k] = x && k < K ? w.conv_w[(size_t)j * K + k] : 0.f;
 }
 
+/* P2's per-channel operands (channel c, lane li of its LPC): the state, A, dt_proj's row
+ * (as stored: converted in P2, so no instruction waits on these loads before then), its
+ * bias and D. */
+template <typename T> struct scan_pre {
+    float4 h, a;
+    T wd[DT_PRE];
+    float dtb, dv;
+};
+template <typename T, int LPC>
+__device__ __forceinline__ void scan_load(scan_pre<T> &q, const ms_cu_step_layer &w,
+                                          const float *sst, int c, int li, int N, int R, bool live)
+{
+    if (!live) return; /* never read */
+    q.a = reinterpret_cast<const float4 *>(w.A + (size_t)c * N)[li];
+    q.h = reinterpret_cast<const float4 *>(sst + (size_t)c * N)[li];
+    q.dtb = w.dt_b ? w.dt_b[c] : 0.f;
+    q.dv = w.Dv[c];
+    const T *wrow = (const T *)w.dt_w + (size_t)c * R;
+#pragma unroll
+    for (int i = 0; i < DT_PRE; i++) q.wd[i] = li + i * LPC < R ? wrow[li + i * LPC] : ms_zero<T>();
+}
+
 /* dot(row, xs[0:K]) over the warp, both in shared memory (K * sizeof(T) % 16 == 0); every
- * lane gets the sum. A lane takes 16 bytes of each at a time (for 16-bit T 8 values at k =
- * 8 lane + 256 i, as gemv.cu). */
+ * lane gets the sum. A lane takes 16 bytes of each at a time. The row stays in T: every
+ * product reads the rounded values only, and 16-byte units of T let a warp read it without
+ * bank conflicts (as floats, 8 per lane, the reads were 8-way conflicted: ncu counted 75%
+ * excess shared wavefronts, and a row of 1,536 took ~3,000 cycles against ~1,200 now). */
 template <typename T>
 __device__ __forceinline__ float row_dot(const unsigned char *row, const T *xs, int K, int lane)
 {
@@ -201,204 +226,213 @@ __device__ __forceinline__ float row_dot(const unsigned char *row, const T *xs, 
     return ms_warp_sum(a0 + a1);
 }
 
+/* The grid barrier in two halves, so a block issues the next phase's independent loads
+ * while it is pending: grid_arrive releases the block's writes (one increment by thread 0
+ * after the block's barrier; CUTLASS's generic barrier has the same form), grid_wait
+ * returns once all G blocks have arrived n times (acquire). prof (may be NULL): the
+ * arrive and leave times (globaltimer, ns) of each barrier, for MS_CUDA_STEP_PROFILE. */
 __device__ __forceinline__ unsigned long long gtimer()
 {
     unsigned long long t;
     asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
     return t;
 }
-__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned n, unsigned long long *prof, int mode)
+__device__ __forceinline__ void grid_arrive(unsigned *bar, unsigned n, unsigned long long *prof)
 {
     __syncthreads();
-    if (threadIdx.x == 0) {
-        const unsigned target = n * gridDim.x;
-        if (prof) prof[(size_t)blockIdx.x * 2 * 256 + 2 * (n - 1)] = gtimer();
+    if (threadIdx.x == STEP_SYNC) {
+        if (prof) prof[(size_t)blockIdx.x * 512 + 2 * (n - 1)] = gtimer();
         asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
+    }
+}
+__device__ __forceinline__ void grid_wait(unsigned *bar, unsigned n, unsigned long long *prof)
+{
+    if (threadIdx.x == STEP_SYNC) {
+        const unsigned target = n * gridDim.x;
         unsigned v;
         do {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
         } while (v < target);
-        if (prof) prof[(size_t)blockIdx.x * 2 * 256 + 2 * (n - 1) + 1] = gtimer();
+        if (prof) prof[(size_t)blockIdx.x * 512 + 2 * (n - 1) + 1] = gtimer();
     }
     __syncthreads();
 }
 
-#define PT(n) do { if (p.prof && threadIdx.x == 0) p.prof[132 * 512 + ((size_t)blockIdx.x * 64 + l) * 16 + (n)] = clock64(); } while (0)
 template <typename T, int LPC>
-__global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 p, int rb)
+__global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 p, ms_cu_step_geo g)
 {
     extern __shared__ __align__(16) unsigned char sm[];
     const int D = p.D, E = p.E, N = p.N, R = p.R, K = p.K, NR = R + 2 * N, L = p.n_layer;
-    /* shared memory: the layer table, staged rows, the norm's weights, weight buffers */
-    ms_cu_step_layer *lt = reinterpret_cast<ms_cu_step_layer *>(sm); /* [L] */
-    T *xs = reinterpret_cast<T *>(sm + p.lt_bytes); /* [p.xs_n]: a staged input row */
-    float *xf = reinterpret_cast<float *>(sm + p.lt_bytes) + p.xs_n; /* [p.xs_n]: resid */
-    float *xd = xf + p.xs_n;                    /* [p.xd_n]: xdbl as float */
-    float *nw = xd + p.xd_n, *nb = nw + D;      /* [D] each: the next norm's w and b */
-    float *red = nb + D;                        /* [32]: block sums */
-    unsigned char *wb = reinterpret_cast<unsigned char *>(red + 32); /* [2][STEP_WARPS][rb] */
+    const int S = g.S, rb = g.rb;
+    /* shared memory (offsets from the host's step_geometry, 16-byte aligned) */
+    ms_cu_step_layer *lt = reinterpret_cast<ms_cu_step_layer *>(sm);  /* [L] the layer table */
+    T *xs = reinterpret_cast<T *>(sm + g.o_xs);        /* [max(D, E)] a product's input */
+    float *xf = reinterpret_cast<float *>(sm + g.o_xf); /* [D] resid, staged */
+    float *xd = reinterpret_cast<float *>(sm + g.o_xd); /* [NR] xdbl */
+    float *nw = reinterpret_cast<float *>(sm + g.o_nw), *nb = nw + D; /* [D] each: norm w, b */
+    float *red = reinterpret_cast<float *>(sm + g.o_red); /* [512]: block sums, partial sums */
+    float *xcl = reinterpret_cast<float *>(sm + g.o_xcl), *zl = xcl + S; /* [S] each */
+    T *wxc = reinterpret_cast<T *>(sm + g.o_wxc);       /* [NR][S] x_proj's columns */
+    unsigned char *wb = sm + g.o_wb;                    /* [2][STEP_WARPS][rb] weight rows */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = gridDim.x;
     const int NW = G * STEP_WARPS, gw = warp * G + blockIdx.x;
-    /* the warp's weight buffer b (0, 1) */
 #define WBUF(b) (wb + ((size_t)(b) * STEP_WARPS + warp) * rb)
-    T *xc = (T *)p.xc, *z = (T *)p.z, *xdbl = (T *)p.xdbl, *y = (T *)p.y;
+    T *y = (T *)p.y;
     {
         const unsigned long long *src = reinterpret_cast<const unsigned long long *>(p.layers);
         unsigned long long *dst = reinterpret_cast<unsigned long long *>(lt);
         const int words = L * (int)sizeof(ms_cu_step_layer) / 8;
-        #pragma unroll 1
+#pragma unroll 1
         for (int q = threadIdx.x; q < words; q += blockDim.x) dst[q] = src[q];
         __syncthreads();
     }
     float *st0 = p.state[0];
     const float *emb = p.emb + (size_t)p.tokens[0] * D;
     const size_t conv_n = (size_t)E * (K - 1), lstride = conv_n + (size_t)E * N;
-    /* P3's channel: c = block + s G, LPC = N / 4 lanes */
-    const int s = threadIdx.x / LPC, li = threadIdx.x % LPC, c = blockIdx.x + s * G;
-    const bool chan = c < E;
-    unsigned nbar = 0;
-    int k = 0; /* product phase */
-    fetch_phase<T>(p, lt, 0, WBUF(0), nw, nb, gw, NW, lane);
+    const chans ch = {(int)blockIdx.x * S, min(S, max(0, E - (int)blockIdx.x * S))};
+    const bool owner = ch.Sb > 0;
+    /* P2's channel: c = c0 + s, LPC lanes */
+    const int s = threadIdx.x / LPC, li = threadIdx.x % LPC, c = ch.c0 + s;
+    const bool chan = s < ch.Sb;
+    const bool cw = warp < STEP_WARPS; /* a compute warp */
+    /* rows of this warp in each product */
+    const int in_n = owner && cw && warp < 2 * ch.Sb ? (2 * ch.Sb - warp + STEP_WARPS - 1) / STEP_WARPS : 0;
+    const int out_n = cw && gw < D ? (D - gw + NW - 1) / NW : 0;
+    const int head_n = cw && gw < p.n_out ? (p.n_out - gw + NW - 1) / NW : 0;
+    const int P = NR < STEP_THREADS ? STEP_THREADS / NR : 1; /* partial-sum groups in P2 */
+    /* P1's inputs of layer l: in_proj rows, the norm's weights, x_proj's columns; the conv
+     * and scan operands in registers */
     conv_pre cp;
-    if (lane == 0) conv_load(cp, lt[0], st0, gw, E, K);
+    scan_pre<T> sp;
+    auto fetch_in = [&](int l) {
+        const ms_cu_step_layer &w = lt[l];
+        fetch_vec(nw, w.norm_w, D);
+        if (w.norm_b) fetch_vec(nb, w.norm_b, D);
+        if (owner) { /* x_proj [NR][E]: columns c0 .. c0 + Sb of each row, 8 bytes at a time */
+            const int u8 = ch.Sb * (int)sizeof(T) / 8;
+            const unsigned char *xw = reinterpret_cast<const unsigned char *>((const T *)w.x_w + ch.c0);
+#pragma unroll 1
+            for (int q = threadIdx.x; q < NR * u8; q += STEP_CT)
+                cp_async8(reinterpret_cast<unsigned char *>(wxc + (size_t)(q / u8) * S) + (q % u8) * 8,
+                          xw + (size_t)(q / u8) * E * sizeof(T) + (q % u8) * 8);
+        }
+        fetch_rows(WBUF(0), (const T *)w.in_w, in_n, D, lane,
+                   [&](int i) { return ch.in_row(warp + i * STEP_WARPS, E); });
+        float *cst = st0 + l * lstride;
+        if (lane == 0 && cw) conv_load(cp, w, cst, in_n ? ch.in_row(warp, E) : -1, E, K);
+        scan_load<T, LPC>(sp, w, cst + conv_n, c, li, N, R, chan);
+    };
+    fetch_in(0);
+    unsigned nbar = 0;
 #pragma unroll 1
     for (int l = 0; l < L; l++) {
         const ms_cu_step_layer &w = lt[l];
         float *cst = st0 + l * lstride, *sst = cst + conv_n;
         const float *rin = l ? p.resid : emb;
 
-        /* P1: norm, in_proj, conv step; P3's per-channel weights and state read here, to
-         * be used after two barriers */
-        PT(0);
-        const uint4 s1 = stage_get(rin, D * 4);
-        fetch_phase<T>(p, lt, k + 1, WBUF((k + 1) & 1), nw, nb, gw, NW, lane);
-        float4 h4 = make_float4(0.f, 0.f, 0.f, 0.f), a4 = h4;
-        float dtb = 0.f, dv = 0.f;
-        T wdr[DT_PRE]; /* dt_proj's row as stored: converted in P3, so no instruction waits
-                        * on these loads before the barriers (decode_dt_pre's floats did:
-                        * ~1.9 us of P1) */
-        float4 *hp = reinterpret_cast<float4 *>(sst + (size_t)(chan ? c : 0) * N) + li;
-        if (chan) {
-            a4 = reinterpret_cast<const float4 *>(w.A + (size_t)c * N)[li];
-            h4 = *hp;
-            dtb = w.dt_b ? w.dt_b[c] : 0.f;
-            dv = w.Dv[c];
-        }
-        {
-            const T *wrow = (const T *)w.dt_w + (size_t)(chan ? c : 0) * R;
-#pragma unroll
-            for (int i = 0; i < DT_PRE; i++)
-                wdr[i] = li + i * LPC < R ? wrow[li + i * LPC] : ms_zero<T>();
-        }
-        PT(1);
-        cp_async_wait_group<1>(); /* this phase's rows and norm weights (block-wide after
-                                   * norm_row's first barrier) */
-        PT(2);
-        stage_put(xf, rin, D * 4, s1);
-        norm_row<T>(xs, xf, nw, w.norm_b ? nb : NULL, D, p.eps, p.rms, red);
-        PT(3);
-        {
-            const unsigned char *wr = WBUF(k & 1);
-            int i = 0;
-            #pragma unroll 1
-            for (int j = gw; j < 2 * E; j += NW, i++) {
-                float acc = row_dot<T>(wr + (size_t)i * D * sizeof(T), xs, D, lane);
+        /* P1: norm, in_proj, conv step, x_proj's partial sums */
+        if (owner) {
+            const uint4 s1 = stage_get(rin, D * 4);
+            cp_async_wait_group<0>(); /* block-wide after norm_row's first barrier */
+            stage_put(xf, rin, D * 4, s1);
+            norm_row<T>(xs, xf, nw, w.norm_b ? nb : NULL, D, p.eps, p.rms, red);
+#pragma unroll 1
+            for (int i = 0; i < in_n; i++) {
+                const int q = warp + i * STEP_WARPS, j = ch.in_row(q, E);
+                float acc = row_dot<T>(WBUF(0) + (size_t)i * D * sizeof(T), xs, D, lane);
                 if (lane == 0) {
                     if (w.in_b) acc = ms_round<T>(acc) + (i ? w.in_b[j] : cp.ib);
                     const float v = ms_round<T>(acc);
                     float *st = cst + (size_t)j * (K - 1);
-                    if (j < E && i == 0) { /* the preloaded row: the state in registers */
-                        ms_st(xc + j, ms_conv_step(cp.st, cp.w, cp.b, v, K));
+                    if (q < ch.Sb && i == 0) { /* the preloaded row: the state in registers */
+                        xcl[q] = ms_round<T>(ms_conv_step(cp.st, cp.w, cp.b, v, K));
 #pragma unroll
-                        for (int q = 0; q < MS_CONV_KMAX - 1; q++)
-                            if (q < K - 1) st[q] = cp.st[q];
-                    } else if (j < E) {
-                        ms_st(xc + j, ms_conv_step(st, w.conv_w + (size_t)j * K,
-                                                   w.conv_b ? w.conv_b[j] : 0.f, v, K));
+                        for (int t = 0; t < MS_CONV_KMAX - 1; t++)
+                            if (t < K - 1) st[t] = cp.st[t];
+                    } else if (q < ch.Sb) {
+                        xcl[q] = ms_round<T>(ms_conv_step(st, w.conv_w + (size_t)j * K,
+                                                          w.conv_b ? w.conv_b[j] : 0.f, v, K));
                     } else {
-                        ms_st(z + (j - E), v);
+                        zl[q - ch.Sb] = v;
                     }
                 }
             }
-        }
-        PT(4);
-        k++;
-        PT(5);
-        grid_sync(p.bar, ++nbar, p.prof, p.mode);
-
-        /* P2: x_proj; meanwhile P3's x and z (written before the barrier just passed) */
-        const bool xrows = blockIdx.x < NR; /* the blocks with x_proj rows (warp 0's) */
-        const uint4 s2 = xrows ? stage_get(xc, E * (int)sizeof(T)) : make_uint4(0, 0, 0, 0);
-        float xv = 0.f, zv = 0.f;
-        if (chan) {
-            xv = ld_l2(xc + c);
-            zv = ld_l2(z + c);
-        }
-        fetch_phase<T>(p, lt, k + 1, WBUF((k + 1) & 1), nw, nb, gw, NW, lane);
-        if (xrows) {
-            stage_put(xs, xc, E * (int)sizeof(T), s2);
             __syncthreads();
-        }
-        cp_async_wait_group<1>();
-        __syncwarp();
-        {
-            const unsigned char *wr = WBUF(k & 1);
-            int i = 0;
-            #pragma unroll 1
-            for (int r = gw; r < NR; r += NW, i++) {
-                const float acc = row_dot<T>(wr + (size_t)i * E * sizeof(T), xs, E, lane);
-                if (lane == 0) ms_st(xdbl + r, acc);
+#pragma unroll 1
+            for (int r = threadIdx.x; r < NR; r += blockDim.x) {
+                float acc = 0.f;
+#pragma unroll 4
+                for (int t = 0; t < ch.Sb; t++) acc += ms_ld(wxc + (size_t)r * S + t) * xcl[t];
+                p.part[(size_t)blockIdx.x * NR + r] = acc;
             }
         }
-        k++;
-        grid_sync(p.bar, ++nbar, p.prof, p.mode);
+        grid_arrive(p.bar, ++nbar, p.prof);
+        /* out_proj's rows, while the barrier is pending */
+        fetch_rows(WBUF(1), (const T *)w.out_w, out_n, E, lane, [&](int i) { return gw + i * NW; });
+        grid_wait(p.bar, nbar, p.prof);
 
-        /* P3: dt_proj, scan, gate */
-        if (blockIdx.x < E) {
-            #pragma unroll 1
-            for (int q = threadIdx.x; q < NR; q += blockDim.x) xd[q] = ld_l2(xdbl + q);
+        /* P2: xdbl from the partial sums, then dt_proj, scan, gate */
+        if (owner) {
+            const int GC = (E + S - 1) / S;
+            if (threadIdx.x < P * NR) {
+                const int r = threadIdx.x % NR, g0 = threadIdx.x / NR;
+                /* up to 32 loads in flight a thread (a loop of dependent adds kept ~4: the
+                 * reduction took ~3 us of the phase); out-of-range terms add 0 exactly */
+                float acc = 0.f;
+#pragma unroll 1
+                for (int b0 = g0; b0 < GC; b0 += 32 * P) {
+                    float v[32];
+#pragma unroll
+                    for (int u = 0; u < 32; u++) {
+                        const int b = b0 + u * P;
+                        v[u] = b < GC ? __ldcg(p.part + (size_t)b * NR + r) : 0.f;
+                    }
+#pragma unroll
+                    for (int u = 0; u < 32; u++) acc += v[u];
+                }
+                red[g0 * NR + r] = acc;
+            }
             __syncthreads();
-        }
-        if (chan) {
-            const unsigned gmask = lane_mask<LPC>();
-            float wd[DT_PRE];
+#pragma unroll 1
+            for (int r = threadIdx.x; r < NR; r += blockDim.x) {
+                float acc = 0.f;
+                for (int g0 = 0; g0 < P; g0++) acc += red[g0 * NR + r];
+                xd[r] = ms_round<T>(acc);
+            }
+            __syncthreads();
+            if (chan) {
+                const unsigned gmask = lane_mask<LPC>();
+                float wd[DT_PRE];
 #pragma unroll
-            for (int i = 0; i < DT_PRE; i++) wd[i] = ms_ld(&wdr[i]);
-            const float d = decode_dt<T, LPC>((const T *)w.dt_w, dtb, xd, c, li, R, gmask, wd);
-            float acc = ssm_step4(h4, a4, d, d * xv, xd + R + 4 * li, xd + R + N + 4 * li);
-            *hp = h4;
+                for (int i = 0; i < DT_PRE; i++) wd[i] = ms_ld(&sp.wd[i]);
+                const float d = decode_dt<T, LPC>((const T *)w.dt_w, sp.dtb, xd, c, li, R, gmask, wd);
+                const float xv = xcl[s];
+                float acc = ssm_step4(sp.h, sp.a, d, d * xv, xd + R + 4 * li, xd + R + N + 4 * li);
+                reinterpret_cast<float4 *>(sst + (size_t)c * N)[li] = sp.h;
 #pragma unroll
-            for (int o = LPC / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(gmask, acc, o, LPC);
-            if (li == 0) ms_st(y + c, (acc + dv * xv) * ms_silu_f(zv));
+                for (int o = LPC / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(gmask, acc, o, LPC);
+                if (li == 0) ms_st(y + c, (acc + sp.dv * xv) * ms_silu_f(zl[s]));
+            }
         }
-        /* P4's first row: the residual and the bias it adds */
+        grid_arrive(p.bar, ++nbar, p.prof);
+        /* P3's first row: the residual (this thread wrote it) and the bias it adds */
         float r0 = 0.f, ob0 = 0.f;
-        if (lane == 0 && gw < D) {
+        if (lane == 0 && out_n) {
             r0 = ld_l2(rin + gw);
             ob0 = w.out_b ? w.out_b[gw] : 0.f;
         }
-        grid_sync(p.bar, ++nbar, p.prof, p.mode);
+        grid_wait(p.bar, nbar, p.prof);
 
-        /* P4: out_proj + residual */
-        PT(6);
-        const bool orows = blockIdx.x < D;
-        const uint4 s4 = orows ? stage_get(y, E * (int)sizeof(T)) : make_uint4(0, 0, 0, 0);
-        fetch_phase<T>(p, lt, k + 1, WBUF((k + 1) & 1), nw, nb, gw, NW, lane);
-        PT(7);
-        if (orows) {
-            stage_put(xs, y, E * (int)sizeof(T), s4);
+        /* P3: out_proj + residual */
+        if (blockIdx.x < D) { /* the blocks with out_proj rows (warp 0's) */
+            const uint4 s3 = stage_get(y, E * (int)sizeof(T));
+            stage_put(xs, y, E * (int)sizeof(T), s3);
+            cp_async_wait_group<0>();
             __syncthreads();
-        }
-        PT(8);
-        cp_async_wait_group<1>();
-        __syncwarp();
-        PT(9);
-        {
-            const unsigned char *wr = WBUF(k & 1);
-            int i = 0;
-            #pragma unroll 1
-            for (int j = gw; j < D; j += NW, i++) {
-                float acc = row_dot<T>(wr + (size_t)i * E * sizeof(T), xs, E, lane);
+#pragma unroll 1
+            for (int i = 0; i < out_n; i++) {
+                const int j = gw + i * NW;
+                float acc = row_dot<T>(WBUF(1) + (size_t)i * E * sizeof(T), xs, E, lane);
                 if (lane == 0) {
                     acc += i ? ld_l2(rin + j) : r0;
                     acc += i ? (w.out_b ? w.out_b[j] : 0.f) : ob0;
@@ -406,20 +440,26 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
                 }
             }
         }
-        PT(10);
-        k++;
-        if (lane == 0 && l + 1 < L) conv_load(cp, lt[l + 1], cst + lstride, gw, E, K);
-        grid_sync(p.bar, ++nbar, p.prof, p.mode);
+        grid_arrive(p.bar, ++nbar, p.prof);
+        /* the next layer's P1 inputs (or the head's), while the barrier is pending */
+        if (l + 1 < L) {
+            fetch_in(l + 1);
+        } else if (p.n_out > 0) {
+            fetch_vec(nw, p.norm_f_w, D);
+            if (p.norm_f_b) fetch_vec(nb, p.norm_f_b, D);
+            fetch_rows(WBUF(0), (const T *)p.head, head_n, D, lane, [&](int i) { return gw + i * NW; });
+        }
+        grid_wait(p.bar, nbar, p.prof);
     }
-    /* the final norm and the head (its rows and norm_f were fetched during the last P4) */
+    /* the final norm and the head */
     cp_async_wait_group<0>();
     if (p.n_out > 0 && blockIdx.x < p.n_out) {
         stage_put(xf, p.resid, D * 4, stage_get(p.resid, D * 4));
         norm_row<T>(xs, xf, nw, p.norm_f_b ? nb : NULL, D, p.eps, p.rms, red);
-        int i = 0;
-        #pragma unroll 1
-        for (int j = gw; j < p.n_out; j += NW, i++) {
-            float acc = row_dot<T>(WBUF(k & 1) + (size_t)i * D * sizeof(T), xs, D, lane);
+#pragma unroll 1
+        for (int i = 0; i < head_n; i++) {
+            const int j = gw + i * NW;
+            const float acc = row_dot<T>(WBUF(0) + (size_t)i * D * sizeof(T), xs, D, lane);
             if (lane == 0) p.logits[j] = p.head_b ? acc + p.head_b[j] : acc;
         }
     }
@@ -435,53 +475,62 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
     }
 }
 
-/* rows of a product of n rows per warp of the grid */
-static int rows_per_warp(int n, int NW) { return (n + NW - 1) / NW; }
-
-struct step_geom {
-    int G, rb;
-    size_t smem;
-};
-
 static int step_lpc(int N) { return N / 4; }
+static size_t up16(size_t n) { return (n + 15) / 16 * 16; }
 
-static bool step_geometry(const ms_cu_step_m1 *p, size_t esz, int n_sm, step_geom *g)
+/* The grid and the shared-memory layout for G = n_sm blocks; false where a shape does not
+ * fit the kernel's per-block limits. */
+static bool step_geometry(const ms_cu_step_m1 *p, size_t esz, int n_sm, ms_cu_step_geo *g)
 {
-    const int NW = n_sm * STEP_WARPS;
-    size_t rb = 0;
-    const size_t cand[4] = {(size_t)rows_per_warp(2 * p->E, NW) * p->D,
-                            (size_t)rows_per_warp(p->R + 2 * p->N, NW) * p->E,
-                            (size_t)rows_per_warp(p->D, NW) * p->E,
-                            (size_t)rows_per_warp(p->n_out, NW) * p->D};
-    for (int i = 0; i < 4; i++)
-        if (cand[i] * esz > rb) rb = cand[i] * esz;
-    g->G = n_sm;
-    g->rb = (int)((rb + 15) / 16 * 16);
-    g->smem = (size_t)p->lt_bytes + sizeof(float) * (2 * (size_t)p->xs_n + p->xd_n + 2 * p->D + 32) +
-              2 * STEP_WARPS * (size_t)g->rb;
-    /* P3: a block's channels, LPC threads each */
-    const int per_block = (p->E + n_sm - 1) / n_sm;
-    return (size_t)per_block * step_lpc(p->N) <= STEP_THREADS;
+    const int G = n_sm, NW = G * STEP_WARPS, NR = p->R + 2 * p->N, D = p->D, E = p->E;
+    const int S = ((E + G - 1) / G + 3) / 4 * 4;
+    const size_t xs_n = (size_t)(D > E ? D : E);
+    size_t rb = (size_t)((2 * S + STEP_WARPS - 1) / STEP_WARPS) * D;
+    const size_t rout = (size_t)((D + NW - 1) / NW) * E, rhead = (size_t)((p->n_out + NW - 1) / NW) * D;
+    if (rout > rb) rb = rout;
+    if (rhead > rb) rb = rhead;
+    g->S = S;
+    g->rb = (int)up16(rb * esz);
+    size_t o = up16((size_t)p->n_layer * sizeof(ms_cu_step_layer));
+    g->o_xs = (int)o;  o += up16(xs_n * esz);
+    g->o_xf = (int)o;  o += up16((size_t)D * 4);
+    g->o_xd = (int)o;  o += up16((size_t)NR * 4);
+    g->o_nw = (int)o;  o += up16((size_t)2 * D * 4);
+    g->o_red = (int)o; o += (size_t)STEP_THREADS * 4;
+    g->o_xcl = (int)o; o += up16((size_t)2 * S * 4);
+    g->o_wxc = (int)o; o += up16((size_t)NR * S * esz);
+    g->o_wb = (int)o;  o += 2 * STEP_WARPS * (size_t)g->rb;
+    g->smem = o;
+    /* P2: a block's channels, LPC threads each; xdbl's partial sums in `red` */
+    return (size_t)S * step_lpc(p->N) <= STEP_CT && NR <= STEP_THREADS;
 }
 
 static bool al16(const void *q) { return (uintptr_t)q % 16 == 0; }
+
+extern "C" size_t ms_cu_step_m1_part_floats(int n_sm, int R, int N)
+{
+    return (size_t)n_sm * (R + 2 * N);
+}
 
 extern "C" int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *host_layers,
                                 ms_cu_dtype dt)
 {
     const size_t esz = dt == MS_CU_F32 ? 4 : 2;
     const int lpc = step_lpc(p->N);
+    /* 16-byte rows of D and E values; E % 4 == 0 also makes every block's share of x_proj's
+     * columns whole 8-byte units */
     if (p->N % 4 || lpc < 1 || lpc > 32 || (lpc & (lpc - 1)) || p->R < 1 || p->K < 1 ||
-        p->K > MS_CONV_KMAX || p->D % 4 || (p->D * esz) % 16 || (p->E * esz) % 16 ||
-        ((size_t)p->E * (p->K - 1)) % 4 ||
-        p->xs_n < p->D || p->xs_n < p->E || p->xd_n < p->R + 2 * p->N)
+        p->K > MS_CONV_KMAX || p->D % 4 || p->E % 4 || (p->D * esz) % 16 || (p->E * esz) % 16 ||
+        ((size_t)p->E * (p->K - 1)) % 4)
         return 0;
-    if (!al16(p->emb) || !al16(p->resid) || !al16(p->xc) || !al16(p->z) || !al16(p->xdbl) ||
-        !al16(p->y) || (p->n_out > 0 && !al16(p->head)))
+    if (!al16(p->emb) || !al16(p->resid) || !al16(p->y) || !p->part ||
+        (p->n_out > 0 && !al16(p->head)))
         return 0;
     for (int l = 0; l < p->n_layer; l++) {
         const ms_cu_step_layer *w = &host_layers[l];
-        if (!al16(w->in_w) || !al16(w->x_w) || !al16(w->out_w) || !al16(w->A)) return 0;
+        if (!al16(w->in_w) || !al16(w->x_w) || !al16(w->out_w) || !al16(w->A) ||
+            !al16(w->norm_w) || !al16(w->norm_b))
+            return 0;
     }
     int dev = 0, n_sm = 0, optin = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -490,8 +539,8 @@ extern "C" int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *
         cudaGetLastError();
         return 0;
     }
-    step_geom g;
-    return step_geometry(p, esz, n_sm, &g) && g.smem <= (size_t)optin;
+    ms_cu_step_geo g;
+    return n_sm <= p->part_blocks && step_geometry(p, esz, n_sm, &g) && g.smem <= (size_t)optin;
 }
 
 template <typename X, int LPC>
@@ -502,8 +551,8 @@ static cudaError_t launch_step(const ms_cu_step_m1 *p, cudaStream_t stream)
     if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
         (e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
         return e;
-    step_geom g;
-    if (!step_geometry(p, sizeof(X), n_sm, &g)) return cudaErrorInvalidValue;
+    ms_cu_step_geo g;
+    if (n_sm > p->part_blocks || !step_geometry(p, sizeof(X), n_sm, &g)) return cudaErrorInvalidValue;
     auto kernel = step_m1_kernel<X, LPC>;
     if ((e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)g.smem)) != cudaSuccess)
@@ -518,13 +567,13 @@ static cudaError_t launch_step(const ms_cu_step_m1 *p, cudaStream_t stream)
     at[0].id = cudaLaunchAttributeCooperative;
     at[0].val.cooperative = 1;
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(g.G);
+    cfg.gridDim = dim3(n_sm);
     cfg.blockDim = dim3(STEP_THREADS);
     cfg.dynamicSmemBytes = g.smem;
     cfg.stream = stream;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, *p, g.rb);
+    return cudaLaunchKernelEx(&cfg, kernel, *p, g);
 }
 
 extern "C" cudaError_t ms_cu_decode_step_m1(const ms_cu_step_m1 *p, ms_cu_dtype dt, cudaStream_t stream)
