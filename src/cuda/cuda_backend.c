@@ -127,8 +127,7 @@ typedef struct {
     ms_cu_step_layer *step_host;     /* [n_layer] its weight table, host copy (NULL: none) */
     ms_cu_step_layer *step_dev;      /* the same in device memory */
     unsigned *step_bar;              /* its barrier counters [2] */
-    float *step_part;                /* its partial sums of x_proj */
-    int step_part_blocks;            /* SMs step_part has room for */
+    long long *step_xacc;            /* its sums of x_proj (zero between launches) */
     int n_states;                    /* live stream states */
     size_t peak_bytes;               /* most of weights + scratch + states held at once */
 } cu_ctx;
@@ -557,15 +556,14 @@ static int step_table(cu_ctx *g, const ms_config *c)
             .conv_b = w->conv_b, .dt_b = w->dt_bias, .A = w->A, .Dv = w->D, .out_b = w->out_proj_b,
         };
     }
-    int rc, n_sm = 0;
-    CU_TRY(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, g->device),
-           "cudaDeviceGetAttribute");
-    g->step_part_blocks = n_sm;
+    int rc;
+    const size_t acc_bytes = sizeof(long long) * ms_cu_step_m1_acc_count(c->n_layer, c->dt_rank,
+                                                                         c->d_state);
     if ((rc = dev_alloc(g, (void **)&g->step_dev, n * sizeof *g->step_dev)) ||
         (rc = dev_alloc(g, (void **)&g->step_bar, 2 * sizeof(unsigned))) ||
-        (rc = dev_alloc(g, (void **)&g->step_part,
-                        sizeof(float) * ms_cu_step_m1_part_floats(n_sm, c->dt_rank, c->d_state))))
+        (rc = dev_alloc(g, (void **)&g->step_xacc, acc_bytes)))
         return rc;
+    CU_TRY(cudaMemset(g->step_xacc, 0, acc_bytes), "cudaMemset (step sums)");
     CU_TRY(cudaMemcpy(g->step_dev, g->step_host, n * sizeof *g->step_dev, cudaMemcpyHostToDevice),
            "step table upload");
     CU_TRY(cudaMemset(g->step_bar, 0, 2 * sizeof(unsigned)), "cudaMemset (step barrier)");
@@ -1250,7 +1248,7 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
         .layers = g->step_dev, .n_layer = c->n_layer, .D = D, .E = E, .N = N, .R = R,
         .K = c->d_conv, .eps = c->norm_eps, .rms = c->rms_norm, .emb = g->emb,
         .tokens = tokens_dev, .state = bt->state, .resid = g->resid, .y = g->y,
-        .part = g->step_part, .part_blocks = g->step_part_blocks, .head = g->head,
+        .xacc = g->step_xacc, .head = g->head,
         .head_b = g->head_b, .norm_f_w = g->norm_f_w, .norm_f_b = g->norm_f_b,
         .logits = g->logits, .n_out = head_whole ? g->n_out : 0, .bar = g->step_bar,
     };

@@ -257,8 +257,8 @@ typedef struct {
     float *const *state;                         /* the batch's state pointers (device), [0] */
     float *resid;                                /* [D]: the residual stream after the step */
     void *y;                                     /* scratch act [E] */
-    float *part;                                 /* scratch [part_blocks][R + 2N] */
-    int part_blocks;                             /* (ms_cu_step_m1_part_floats) */
+    long long *xacc;                             /* [n_layer][R + 2N], zero between launches
+                                                  * (ms_cu_step_m1_acc_count) */
     /* n_out > 0: logits [n_out] = head(norm_f(resid)) (+ head_b); else resid is left for the
      * caller's final norm */
     const void *head;
@@ -275,8 +275,8 @@ typedef struct {
     int o_xs, o_xf, o_xd, o_nw, o_red, o_xcl, o_wxc, o_wb;
     size_t smem;
 } ms_cu_step_geo;
-/* floats of ms_cu_step_m1.part for a device of n_sm SMs */
-size_t ms_cu_step_m1_part_floats(int n_sm, int R, int N);
+/* entries of ms_cu_step_m1.xacc */
+size_t ms_cu_step_m1_acc_count(int n_layer, int R, int N);
 /* whether the shapes, alignment and device take it (host_layers: the host copy of layers) */
 int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *host_layers, ms_cu_dtype dt);
 cudaError_t ms_cu_decode_step_m1(const ms_cu_step_m1 *p, ms_cu_dtype dt, cudaStream_t stream);

@@ -16,10 +16,9 @@
 //   P1  blocks b < GC: xs = norm(resid) (float, rounded to T as add_norm.cu rounds); the
 //       in_proj rows of its channels (x and z rows; warp w takes the block's rows w, w + 16,
 //       ...); x rows go through the conv step (ms_conv_step on the stream's conv state);
-//       then x_proj's partial sums over its channels, part[b][r] = sum_s W_x[r][b S + s]
-//       xc[b S + s], r < R + 2N (float32, to global memory).
-//   P2  blocks b < GC: xdbl[r] = round(sum over b' < GC of part[b'][r]) (a fixed order:
-//       the same result on every block and every run), then per channel c (N / 4 lanes):
+//       then x_proj's partial sums over its channels, sum_s W_x[r][b S + s] xc[b S + s],
+//       r < R + 2N, added into xacc[l][r] (fix_add: 64-bit fixed point, order-free).
+//   P2  blocks b < GC: xdbl[r] = round(xacc[l][r]), then per channel c (N / 4 lanes):
 //       d = softplus(dt_proj row c . xdbl[0:R] + bias), the SSM state step and the gate, as
 //       decode_m1.cu's scan4 kernel (decode_m1.cuh); y[c] to global memory.
 //   P3  warp gw = warp G + block (of all G blocks): out_proj rows j = gw + i G 16 < D,
@@ -29,7 +28,7 @@
 // per-kernel path within float32 rounding (the order of the sums differs; test_cuda_backend's
 // fused-decode test checks both against the CPU).
 //
-// Data one block writes and another reads within the launch (resid, part, y) is read
+// Data one block writes and another reads within the launch (resid, xacc, y) is read
 // through L2 only (ld.global.cg): the SMs' L1 caches are not coherent. Each stream state
 // row is read and written by one thread. The barrier counter (2 unsigned, zero between
 // launches) is reset by the last block to leave.
@@ -117,7 +116,9 @@ __device__ void norm_row(T *xs, const float *xf, const float *w, const float *b,
 /* The warp's rows j = gw + i NW < n_rows of W [n_rows][K] into dst (row i at i K), one
  * cp.async group per call (committed even when empty, so every lane counts alike). */
 /* Rows rows(i) (i < n) of W [..][K] into dst (row i at i K), one cp.async group per call
- * (committed even when empty, so every lane counts alike). */
+ * (committed even when empty, so every lane counts alike). Lanes take 16-byte units of a
+ * row four at a time (the issue of these loops had cost ~1,000 cycles a phase when it ran
+ * unit by unit). */
 template <typename T, typename RowOf>
 __device__ __forceinline__ void fetch_rows(unsigned char *dst, const T *W, int n, int K, int lane,
                                            RowOf row)
@@ -126,9 +127,10 @@ __device__ __forceinline__ void fetch_rows(unsigned char *dst, const T *W, int n
     const size_t rb = (size_t)K * sizeof(T);
 #pragma unroll 1
     for (int i = 0; i < n; i++) {
-        const unsigned char *src = reinterpret_cast<const unsigned char *>(W + (size_t)row(i) * K);
-#pragma unroll 1
-        for (int q = lane; q < units; q += 32) cp_async16(dst + i * rb + q * 16, src + q * 16);
+        const uint4 *src = reinterpret_cast<const uint4 *>(W + (size_t)row(i) * K);
+        uint4 *d = reinterpret_cast<uint4 *>(dst + i * rb);
+#pragma unroll 4
+        for (int q = lane; q < units; q += 32) cp_async16(d + q, src + q);
     }
     cp_async_commit();
 }
@@ -146,6 +148,25 @@ __device__ __forceinline__ void cp_async8(void *sm, const void *gm)
 {
     const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(a), "l"(gm) : "memory");
+}
+
+/* x_proj's sums over the channel blocks, in a fixed point of 2^-32 in 64-bit integers:
+ * integer addition does not depend on the order the blocks' atomics land in, so every run
+ * gives the same xdbl (float atomics would not), and the blocks' partial sums need no
+ * second pass. The partial sums per block (float32, up to ~1e3 in practice) lose nothing
+ * above 2^-32 absolute and would saturate only past 2^31. (A deterministic float form,
+ * each block reading every block's partials, took ~1.8 us more per layer: all SMs read
+ * the same ~40 KB from L2.) */
+#define FIX_SCALE 4294967296.0f
+__device__ __forceinline__ void fix_add(long long *acc, float v)
+{
+    const long long q = __float2ll_rn(v * FIX_SCALE);
+    asm volatile("red.relaxed.gpu.global.add.u64 [%0], %1;" ::"l"(acc), "l"(q) : "memory");
+}
+__device__ __forceinline__ float fix_value(const long long *acc)
+{
+    const long long q = __ldcg(acc);
+    return __ll2float_rn(q) * (1.0f / FIX_SCALE);
 }
 
 /* The block's channel range and the rows of its in_proj share: local row q < Sb is x row
@@ -226,6 +247,41 @@ __device__ __forceinline__ float row_dot(const unsigned char *row, const T *xs, 
     return ms_warp_sum(a0 + a1);
 }
 
+/* row_dot of two rows at once (their loads interleaved): out[0], out[1] */
+template <typename T>
+__device__ __forceinline__ void row_dot2(const unsigned char *row0, const unsigned char *row1,
+                                         const T *xs, int K, int lane, float *out)
+{
+    constexpr int EPU = 16 / sizeof(T);
+    const int units = K * (int)sizeof(T) / 16;
+    const uint4 *r0 = reinterpret_cast<const uint4 *>(row0), *r1 = reinterpret_cast<const uint4 *>(row1);
+    const uint4 *x = reinterpret_cast<const uint4 *>(xs);
+    float a0 = 0.f, a1 = 0.f, b0 = 0.f, b1 = 0.f;
+#pragma unroll 3
+    for (int q = lane; q < units; q += 32) {
+        const uint4 u0 = r0[q], u1 = r1[q], xu = x[q];
+        float w0[EPU], w1[EPU], v[EPU];
+        unit_float<T>(u0, w0);
+        unit_float<T>(u1, w1);
+        unit_float<T>(xu, v);
+#pragma unroll
+        for (int e = 0; e < EPU; e += 2) {
+            a0 += w0[e] * v[e];
+            a1 += w0[e + 1] * v[e + 1];
+            b0 += w1[e] * v[e];
+            b1 += w1[e + 1] * v[e + 1];
+        }
+    }
+    float a = a0 + a1, b = b0 + b1;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+    out[0] = a;
+    out[1] = b;
+}
+
 /* The grid barrier in two halves, so a block issues the next phase's independent loads
  * while it is pending: grid_arrive releases the block's writes (one increment by thread 0
  * after the block's barrier; CUTLASS's generic barrier has the same form), grid_wait
@@ -270,7 +326,7 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
     float *xf = reinterpret_cast<float *>(sm + g.o_xf); /* [D] resid, staged */
     float *xd = reinterpret_cast<float *>(sm + g.o_xd); /* [NR] xdbl */
     float *nw = reinterpret_cast<float *>(sm + g.o_nw), *nb = nw + D; /* [D] each: norm w, b */
-    float *red = reinterpret_cast<float *>(sm + g.o_red); /* [512]: block sums, partial sums */
+    float *red = reinterpret_cast<float *>(sm + g.o_red); /* [32]: block sums */
     float *xcl = reinterpret_cast<float *>(sm + g.o_xcl), *zl = xcl + S; /* [S] each */
     T *wxc = reinterpret_cast<T *>(sm + g.o_wxc);       /* [NR][S] x_proj's columns */
     unsigned char *wb = sm + g.o_wb;                    /* [2][STEP_WARPS][rb] weight rows */
@@ -299,7 +355,6 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
     const int in_n = owner && cw && warp < 2 * ch.Sb ? (2 * ch.Sb - warp + STEP_WARPS - 1) / STEP_WARPS : 0;
     const int out_n = cw && gw < D ? (D - gw + NW - 1) / NW : 0;
     const int head_n = cw && gw < p.n_out ? (p.n_out - gw + NW - 1) / NW : 0;
-    const int P = NR < STEP_THREADS ? STEP_THREADS / NR : 1; /* partial-sum groups in P2 */
     /* P1's inputs of layer l: in_proj rows, the norm's weights, x_proj's columns; the conv
      * and scan operands in registers */
     conv_pre cp;
@@ -310,19 +365,25 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
         if (w.norm_b) fetch_vec(nb, w.norm_b, D);
         if (owner) { /* x_proj [NR][E]: columns c0 .. c0 + Sb of each row, 8 bytes at a time */
             const int u8 = ch.Sb * (int)sizeof(T) / 8;
-            const unsigned char *xw = reinterpret_cast<const unsigned char *>((const T *)w.x_w + ch.c0);
 #pragma unroll 1
-            for (int q = threadIdx.x; q < NR * u8; q += STEP_CT)
-                cp_async8(reinterpret_cast<unsigned char *>(wxc + (size_t)(q / u8) * S) + (q % u8) * 8,
-                          xw + (size_t)(q / u8) * E * sizeof(T) + (q % u8) * 8);
+            for (int r = threadIdx.x; r < NR; r += STEP_CT) {
+                const uint2 *src = reinterpret_cast<const uint2 *>((const T *)w.x_w + (size_t)r * E + ch.c0);
+                uint2 *d = reinterpret_cast<uint2 *>(wxc + (size_t)r * S);
+#pragma unroll 4
+                for (int u = 0; u < u8; u++) cp_async8(d + u, src + u);
+            }
         }
         fetch_rows(WBUF(0), (const T *)w.in_w, in_n, D, lane,
                    [&](int i) { return ch.in_row(warp + i * STEP_WARPS, E); });
+    };
+    auto load_regs = [&](int l) {
+        const ms_cu_step_layer &w = lt[l];
         float *cst = st0 + l * lstride;
         if (lane == 0 && cw) conv_load(cp, w, cst, in_n ? ch.in_row(warp, E) : -1, E, K);
         scan_load<T, LPC>(sp, w, cst + conv_n, c, li, N, R, chan);
     };
     fetch_in(0);
+    load_regs(0);
     unsigned nbar = 0;
 #pragma unroll 1
     for (int l = 0; l < L; l++) {
@@ -336,10 +397,16 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
             cp_async_wait_group<0>(); /* block-wide after norm_row's first barrier */
             stage_put(xf, rin, D * 4, s1);
             norm_row<T>(xs, xf, nw, w.norm_b ? nb : NULL, D, p.eps, p.rms, red);
+            float acc2[2];
 #pragma unroll 1
             for (int i = 0; i < in_n; i++) {
                 const int q = warp + i * STEP_WARPS, j = ch.in_row(q, E);
-                float acc = row_dot<T>(WBUF(0) + (size_t)i * D * sizeof(T), xs, D, lane);
+                if (!(i & 1)) { /* two rows at once where the warp has them */
+                    const unsigned char *r0 = WBUF(0) + (size_t)i * D * sizeof(T);
+                    if (i + 1 < in_n) row_dot2<T>(r0, r0 + (size_t)D * sizeof(T), xs, D, lane, acc2);
+                    else acc2[0] = row_dot<T>(r0, xs, D, lane);
+                }
+                float acc = (i & 1) ? acc2[1] : acc2[0];
                 if (lane == 0) {
                     if (w.in_b) acc = ms_round<T>(acc) + (i ? w.in_b[j] : cp.ib);
                     const float v = ms_round<T>(acc);
@@ -363,42 +430,30 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
                 float acc = 0.f;
 #pragma unroll 4
                 for (int t = 0; t < ch.Sb; t++) acc += ms_ld(wxc + (size_t)r * S + t) * xcl[t];
-                p.part[(size_t)blockIdx.x * NR + r] = acc;
+                fix_add(p.xacc + (size_t)l * NR + r, acc);
             }
         }
         grid_arrive(p.bar, ++nbar, p.prof);
-        /* out_proj's rows, while the barrier is pending */
+        /* while the barrier is pending: out_proj's rows, then the next layer's P1 weights
+         * (or the head's), two phases before they are read (issued after P3, they put
+         * DRAM's latency on P1's path) */
         fetch_rows(WBUF(1), (const T *)w.out_w, out_n, E, lane, [&](int i) { return gw + i * NW; });
+        if (l + 1 < L) {
+            fetch_in(l + 1);
+        } else if (p.n_out > 0) {
+            fetch_vec(nw, p.norm_f_w, D);
+            if (p.norm_f_b) fetch_vec(nb, p.norm_f_b, D);
+            fetch_rows(WBUF(0), (const T *)p.head, head_n, D, lane, [&](int i) { return gw + i * NW; });
+        } else {
+            cp_async_commit();
+        }
         grid_wait(p.bar, nbar, p.prof);
 
-        /* P2: xdbl from the partial sums, then dt_proj, scan, gate */
+        /* P2: xdbl from the blocks' sums, then dt_proj, scan, gate */
         if (owner) {
-            const int GC = (E + S - 1) / S;
-            if (threadIdx.x < P * NR) {
-                const int r = threadIdx.x % NR, g0 = threadIdx.x / NR;
-                /* up to 32 loads in flight a thread (a loop of dependent adds kept ~4: the
-                 * reduction took ~3 us of the phase); out-of-range terms add 0 exactly */
-                float acc = 0.f;
 #pragma unroll 1
-                for (int b0 = g0; b0 < GC; b0 += 32 * P) {
-                    float v[32];
-#pragma unroll
-                    for (int u = 0; u < 32; u++) {
-                        const int b = b0 + u * P;
-                        v[u] = b < GC ? __ldcg(p.part + (size_t)b * NR + r) : 0.f;
-                    }
-#pragma unroll
-                    for (int u = 0; u < 32; u++) acc += v[u];
-                }
-                red[g0 * NR + r] = acc;
-            }
-            __syncthreads();
-#pragma unroll 1
-            for (int r = threadIdx.x; r < NR; r += blockDim.x) {
-                float acc = 0.f;
-                for (int g0 = 0; g0 < P; g0++) acc += red[g0 * NR + r];
-                xd[r] = ms_round<T>(acc);
-            }
+            for (int r = threadIdx.x; r < NR; r += blockDim.x)
+                xd[r] = ms_round<T>(fix_value(p.xacc + (size_t)l * NR + r));
             __syncthreads();
             if (chan) {
                 const unsigned gmask = lane_mask<LPC>();
@@ -422,12 +477,16 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
             ob0 = w.out_b ? w.out_b[gw] : 0.f;
         }
         grid_wait(p.bar, nbar, p.prof);
+        /* every block has read xdbl: its sums start from zero in the next launch */
+        if (blockIdx.x == 0)
+#pragma unroll 1
+            for (int r = threadIdx.x; r < NR; r += blockDim.x) p.xacc[(size_t)l * NR + r] = 0;
 
         /* P3: out_proj + residual */
         if (blockIdx.x < D) { /* the blocks with out_proj rows (warp 0's) */
             const uint4 s3 = stage_get(y, E * (int)sizeof(T));
             stage_put(xs, y, E * (int)sizeof(T), s3);
-            cp_async_wait_group<0>();
+            cp_async_wait_group<1>(); /* out_proj's rows (the next layer's may be in flight) */
             __syncthreads();
 #pragma unroll 1
             for (int i = 0; i < out_n; i++) {
@@ -441,14 +500,8 @@ __global__ void __launch_bounds__(STEP_THREADS, 1) step_m1_kernel(ms_cu_step_m1 
             }
         }
         grid_arrive(p.bar, ++nbar, p.prof);
-        /* the next layer's P1 inputs (or the head's), while the barrier is pending */
-        if (l + 1 < L) {
-            fetch_in(l + 1);
-        } else if (p.n_out > 0) {
-            fetch_vec(nw, p.norm_f_w, D);
-            if (p.norm_f_b) fetch_vec(nb, p.norm_f_b, D);
-            fetch_rows(WBUF(0), (const T *)p.head, head_n, D, lane, [&](int i) { return gw + i * NW; });
-        }
+        /* the next layer's conv and scan operands, while the barrier is pending */
+        if (l + 1 < L) load_regs(l + 1);
         grid_wait(p.bar, nbar, p.prof);
     }
     /* the final norm and the head */
@@ -496,20 +549,20 @@ static bool step_geometry(const ms_cu_step_m1 *p, size_t esz, int n_sm, ms_cu_st
     g->o_xf = (int)o;  o += up16((size_t)D * 4);
     g->o_xd = (int)o;  o += up16((size_t)NR * 4);
     g->o_nw = (int)o;  o += up16((size_t)2 * D * 4);
-    g->o_red = (int)o; o += (size_t)STEP_THREADS * 4;
+    g->o_red = (int)o; o += 32 * 4;
     g->o_xcl = (int)o; o += up16((size_t)2 * S * 4);
     g->o_wxc = (int)o; o += up16((size_t)NR * S * esz);
     g->o_wb = (int)o;  o += 2 * STEP_WARPS * (size_t)g->rb;
     g->smem = o;
-    /* P2: a block's channels, LPC threads each; xdbl's partial sums in `red` */
-    return (size_t)S * step_lpc(p->N) <= STEP_CT && NR <= STEP_THREADS;
+    /* P2: a block's channels, LPC threads each */
+    return (size_t)S * step_lpc(p->N) <= STEP_CT;
 }
 
 static bool al16(const void *q) { return (uintptr_t)q % 16 == 0; }
 
-extern "C" size_t ms_cu_step_m1_part_floats(int n_sm, int R, int N)
+extern "C" size_t ms_cu_step_m1_acc_count(int n_layer, int R, int N)
 {
-    return (size_t)n_sm * (R + 2 * N);
+    return (size_t)n_layer * (R + 2 * N);
 }
 
 extern "C" int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *host_layers,
@@ -523,7 +576,7 @@ extern "C" int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *
         p->K > MS_CONV_KMAX || p->D % 4 || p->E % 4 || (p->D * esz) % 16 || (p->E * esz) % 16 ||
         ((size_t)p->E * (p->K - 1)) % 4)
         return 0;
-    if (!al16(p->emb) || !al16(p->resid) || !al16(p->y) || !p->part ||
+    if (!al16(p->emb) || !al16(p->resid) || !al16(p->y) || !p->xacc ||
         (p->n_out > 0 && !al16(p->head)))
         return 0;
     for (int l = 0; l < p->n_layer; l++) {
@@ -540,7 +593,7 @@ extern "C" int ms_cu_step_m1_ok(const ms_cu_step_m1 *p, const ms_cu_step_layer *
         return 0;
     }
     ms_cu_step_geo g;
-    return n_sm <= p->part_blocks && step_geometry(p, esz, n_sm, &g) && g.smem <= (size_t)optin;
+    return step_geometry(p, esz, n_sm, &g) && g.smem <= (size_t)optin;
 }
 
 template <typename X, int LPC>
@@ -552,7 +605,7 @@ static cudaError_t launch_step(const ms_cu_step_m1 *p, cudaStream_t stream)
         (e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
         return e;
     ms_cu_step_geo g;
-    if (n_sm > p->part_blocks || !step_geometry(p, sizeof(X), n_sm, &g)) return cudaErrorInvalidValue;
+    if (!step_geometry(p, sizeof(X), n_sm, &g)) return cudaErrorInvalidValue;
     auto kernel = step_m1_kernel<X, LPC>;
     if ((e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)g.smem)) != cudaSuccess)
