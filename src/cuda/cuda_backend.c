@@ -1260,38 +1260,7 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
         }
         return MS_OK;
     }
-    static unsigned long long *prof_d; static int prof_n;
-    ms_cu_step_m1 pp = p;
-    if (getenv("MS_CUDA_STEP_PROFILE") && !g->use_graphs) {
-        if (!prof_d) cudaMalloc((void **)&prof_d, 132 * 512 * 8 * 2 + 132 * 64 * 16 * 8);
-        pp.prof = prof_d;
-    }
-    CU_TRY(ms_cu_decode_step_m1(&pp, g->dt, g->stream), "decode step kernel");
-    if (pp.prof && ++prof_n == 50) {
-        static unsigned long long h[132 * 512 * 2];
-        cudaStreamSynchronize(g->stream);
-        cudaMemcpy(h, prof_d, sizeof h, cudaMemcpyDeviceToHost);
-        const int nb = 3 * c->n_layer, G = 132;
-        double skew = 0, lat = 0, ph[3] = {0};
-        for (int b = 0; b < nb; b++) {
-            unsigned long long amin = ~0ull, amax = 0, lmin = ~0ull;
-            for (int q = 0; q < G; q++) {
-                unsigned long long a = h[q * 512 + 2 * b], d = h[q * 512 + 2 * b + 1];
-                if (a < amin) amin = a;
-                if (a > amax) amax = a;
-                if (d < lmin) lmin = d;
-            }
-            skew += amax - amin;
-            lat += lmin - amax;
-            if (b) {
-                unsigned long long dprev = ~0ull;
-                for (int q = 0; q < G; q++) if (h[q * 512 + 2 * (b - 1) + 1] < dprev) dprev = h[q * 512 + 2 * (b - 1) + 1];
-                ph[b % 3] += amax - dprev;
-            }
-        }
-        fprintf(stderr, "step profile per layer (ns): barrier skew %.0f, latency %.0f; phases P1 %.0f P2 %.0f P3 %.0f\n",
-                skew / c->n_layer, lat / c->n_layer, ph[0] / (c->n_layer - 1), ph[1] / c->n_layer, ph[2] / c->n_layer);
-    }
+    CU_TRY(ms_cu_decode_step_m1(&p, g->dt, g->stream), "decode step kernel");
     *stepped = p.n_out > 0 ? 2 : 1;
     return MS_OK;
 }

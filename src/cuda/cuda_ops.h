@@ -266,8 +266,6 @@ typedef struct {
     float *logits;
     int n_out;
     unsigned *bar;                               /* 2 counters, zero between launches */
-    unsigned long long *prof;                    /* NULL, or [G][256][2] barrier arrive /
-                                                  * leave times (MS_CUDA_STEP_PROFILE) */
 } ms_cu_step_m1;
 /* The launch's shared-memory layout (decode_step_m1.cu's step_geometry) */
 typedef struct {
