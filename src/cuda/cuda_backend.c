@@ -1232,9 +1232,6 @@ static int mixer_mamba2(cu_ctx *g, const ms_config *c, int l, const ms_cu_batch 
     return out_proj(g, c, l, T, bt, &gated, bias_pending);
 }
 
-/* Enqueue one forward's device work: batch upload, input end (embedding gather, or the
- * features' product with frontend.proj), layers, head. Outputs stay on the device
- * (g->logits [T][n_out], g->hidden). Everything enqueued here may be captured. */
 /* A one-token call of one Mamba-1 stream as one launch (decode_step_m1.cu), where the
  * table exists (step_table) and the shapes fit: *stepped 1 when it ran the layers (resid
  * holds their output), 2 when the head too (head_whole: logits of every head row wanted). */
@@ -1265,6 +1262,9 @@ static int step_kernel(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt, int
     return MS_OK;
 }
 
+/* Enqueue one forward's device work: batch upload, input end (embedding gather, or the
+ * features' product with frontend.proj), layers, head. Outputs stay on the device
+ * (g->logits [T][n_out], g->hidden). Everything enqueued here may be captured. */
 static int enqueue_forward(cu_ctx *g, const ms_config *c, const ms_cu_batch *bt_in, size_t nb,
                            const int32_t *tokens_dev, const float *feat_dev,
                            const int32_t *cols_dev, int T, int use_ssd, int has_cols, int n_cols,
