@@ -93,6 +93,12 @@ __device__ __forceinline__ void cp_async16_n(void *sm, const void *gm, int n)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(gm), "r"(n)
                  : "memory");
 }
+/* 8 bytes (cp.async.ca: the .cg form copies only 16) */
+__device__ __forceinline__ void cp_async8(void *sm, const void *gm)
+{
+    const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(a), "l"(gm) : "memory");
+}
 __device__ __forceinline__ void cp_async_wait_all()
 {
     asm volatile("cp.async.wait_all;" ::: "memory");

@@ -89,10 +89,7 @@ __device__ __forceinline__ void stage_put(void *dst, const void *src, int nbytes
 
 /* xs = norm(xf) rounded to T (gemv.cu's stage_norm, add_norm.cu's arithmetic): rms, or
  * LayerNorm with b; xf (float [D], staged by the caller), w and b in shared memory. red: 32
- * floats. The row stays in T: every product reads the rounded values only, and 16-byte
- * units of T let a warp read it without bank conflicts (as floats, 8 per lane, the reads
- * were 8-way conflicted: ncu counted 75% excess shared wavefronts, and a row of 1,536 took
- * ~3,000 cycles against ~1,200 now). */
+ * floats. xs stays in T (why: row_dot). */
 template <typename T>
 __device__ void norm_row(T *xs, const float *xf, const float *w, const float *b, int D, float eps,
                          int rms, float *red)
@@ -113,8 +110,6 @@ __device__ void norm_row(T *xs, const float *xf, const float *w, const float *b,
     __syncthreads();
 }
 
-/* The warp's rows j = gw + i NW < n_rows of W [n_rows][K] into dst (row i at i K), one
- * cp.async group per call (committed even when empty, so every lane counts alike). */
 /* Rows rows(i) (i < n) of W [..][K] into dst (row i at i K), one cp.async group per call
  * (committed even when empty, so every lane counts alike). Lanes take 16-byte units of a
  * row four at a time (the issue of these loops had cost ~1,000 cycles a phase when it ran
@@ -141,13 +136,6 @@ __device__ __forceinline__ void fetch_vec(float *dst, const float *src, int n)
 {
 #pragma unroll 1
     for (int q = threadIdx.x; q < n / 4; q += STEP_CT) cp_async16(dst + 4 * q, src + 4 * q);
-}
-
-/* 8 bytes global -> shared (cp.async.ca: the .cg form copies only 16) */
-__device__ __forceinline__ void cp_async8(void *sm, const void *gm)
-{
-    const unsigned a = (unsigned)__cvta_generic_to_shared(sm);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(a), "l"(gm) : "memory");
 }
 
 /* x_proj's sums over the channel blocks, in a fixed point of 2^-32 in 64-bit integers:
